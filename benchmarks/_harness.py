@@ -52,6 +52,16 @@ PEER_DISTRIBUTIONS = (
     "tenacity",
     "stamina",
     "backoff",
+    "dishka",
+    "dependency-injector",
+    "svcs",
+    "lagom",
+    "wireup",
+    "limits",
+    "pyrate-limiter",
+    "aiolimiter",
+    "hyx",
+    "redis",
 )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import bench_breaker, bench_di, bench_pipeline, bench_retry
+import benchmarks.bench_bulkhead as bench_bulkhead
+import benchmarks.bench_hedge as bench_hedge
+import benchmarks.bench_ratelimit_redis as bench_ratelimit_redis
+from benchmarks import bench_breaker, bench_di, bench_pipeline, bench_ratelimit, bench_retry
 from benchmarks._harness import Report, Table
 from benchmarks._render import render
 
@@ -14,6 +17,10 @@ GROUPS = {
     "retry": bench_retry.tables,
     "pipeline": bench_pipeline.tables,
     "di": bench_di.tables,
+    "ratelimit": bench_ratelimit.tables,
+    "bulkhead": bench_bulkhead.tables,
+    "hedge": bench_hedge.tables,
+    "ratelimit-redis": bench_ratelimit_redis.tables,
 }
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 NOTES = (

@@ -17,6 +17,10 @@ import pytest
 
 from buttress.testing import FakeClock
 
+# Our own pytest plugin is disabled as an entry point in pyproject (it would import buttress
+# before coverage starts) and loaded here instead.
+pytest_plugins = ["buttress.testing.pytest_plugin"]
+
 REQUIRE_SERVICES = os.environ.get("BUTTRESS_REQUIRE_SERVICES", "") not in ("", "0", "false", "no")
 
 

@@ -44,6 +44,14 @@ def test_every_case_has_a_positive_finite_figure(report: _harness.Report) -> Non
         "di-transient",
         "di-graph",
         "di-scope",
+        "ratelimit-one-key",
+        "ratelimit-10k-keys",
+        "ratelimit-async",
+        "bulkhead-sync",
+        "bulkhead-async",
+        "hedge-async",
+        "ratelimit-redis-sync",
+        "ratelimit-redis-async",
     ]
     for result in report.results:
         for row in [result.bare, *result.rows]:

@@ -10,11 +10,14 @@ import pytest
 
 PACKAGES = [
     "buttress",
+    "buttress.app",
+    "buttress.cli",
     "buttress.config",
     "buttress.di",
     "buttress.eventbus",
     "buttress.resilience",
     "buttress.resilience.breaker",
+    "buttress.resilience.ratelimit",
     "buttress.telemetry",
     "buttress.testing",
     "buttress.worker",

@@ -84,7 +84,25 @@ class BulkheadFullError(ButtressError):
 
 
 class RateLimitedError(ButtressError):
-    """A rate limiter refused the call; ``retry_after`` says when capacity returns."""
+    """A rate limiter refused the call; ``retry_after`` says when capacity returns.
+
+    Attributes:
+        decision: the limiter's full decision (a ``buttress.resilience.ratelimit.Decision``:
+            limit, remaining, reset_after and the ``RateLimit`` headers), when one was made.
+    """
+
+    decision: Any
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        policy: str | None = None,
+        retry_after: float | None = None,
+        decision: Any = None,
+    ) -> None:
+        super().__init__(message, policy=policy, retry_after=retry_after)
+        self.decision = decision
 
 
 class TimeoutError(ButtressError, builtins.TimeoutError):

@@ -24,9 +24,13 @@ from typing import Any
 
 __all__ = [
     "BreakerStateChanged",
+    "BulkheadRejected",
     "CallRejected",
     "Event",
     "EventPublisher",
+    "FallbackUsed",
+    "HedgeStarted",
+    "LimitChanged",
     "Listener",
     "RetryAttemptFailed",
     "RetryBudgetExhausted",
@@ -109,6 +113,45 @@ class TimeoutExpired(Event):
     """A call exceeded ``timeout`` seconds and was cancelled."""
 
     timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadRejected(CallRejected):
+    """A bulkhead or concurrency limit refused a call; ``reason`` is ``"full"``,
+    ``"queue_timeout"``, ``"deadline"`` or ``"limit"``. It is a :class:`CallRejected`, so
+    listeners counting rejections see it too."""
+
+    max_concurrent: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChanged(Event):
+    """An adaptive concurrency limit moved from ``old`` to ``new`` concurrent calls."""
+
+    old: int
+    new: int
+    latency: float
+    dropped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeStarted(Event):
+    """A hedging policy started extra attempt number ``attempt`` (2 for the first hedge)
+    ``delay`` seconds after the call began; ``reason`` is ``"delay"`` or ``"failure"``."""
+
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackUsed(Event):
+    """A fallback replaced a failed call's outcome; ``error`` is what it replaced (``None``
+    when a rejected result was replaced)."""
+
+    error: BaseException | None
+    result: Any = None
 
 
 Listener = Callable[[Event], object]

@@ -335,7 +335,8 @@ def test_second_spans_cover_the_run() -> None:
 
 def test_the_pipeline_is_built_as_the_issue_asks() -> None:
     pipeline, retry, breaker = build_pipeline(DemoConfig(duration=2), clock=FakeClock())
-    assert [type(p).__name__ for p in pipeline.policies] == ["Timeout", "Retry", "CircuitBreaker", "Timeout"]
+    names = [type(p).__name__ for p in pipeline.policies]
+    assert names == ["Timeout", "Retry", "CircuitBreaker", "Bulkhead", "Timeout"]
     assert pipeline.policies[1] is retry and pipeline.policies[2] is breaker
     assert retry.attempts == 3 and retry.budget is not None
     assert breaker.config.open_duration == pytest.approx(2 / 15)

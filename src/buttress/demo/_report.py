@@ -180,7 +180,7 @@ def intro_lines(config: DemoConfig, seed: int) -> list[str]:
         f"pipeline:   Timeout({config.total_timeout:g} s) > Retry({RETRY_ATTEMPTS} attempts, full jitter, "
         f"budget {BUDGET_RATIO:.0%}) > CircuitBreaker({FAILURE_THRESHOLD} failures in a row or "
         f"{FAILURE_RATE:.0%} over {config.breaker_window:g} s, open {config.open_duration:.3g} s) > "
-        f"Timeout({config.attempt_timeout:g} s)",
+        f"Bulkhead({max(1, config.concurrency // 2)} in flight) > Timeout({config.attempt_timeout:g} s)",
         "",
     ]
 

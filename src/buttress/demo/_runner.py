@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from buttress._validation import Problems
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.demo._dependency import Behaviour, DependencyError, FlakyDependency, Phase, phases_between
-from buttress.errors import TimeoutError
+from buttress.errors import BulkheadFullError, TimeoutError
 from buttress.events import BreakerStateChanged, CallRejected, Event, RetryScheduled
-from buttress.resilience import CircuitBreaker, FullJitter, Pipeline, Retry, RetryBudget, Timeout
+from buttress.resilience import Bulkhead, CircuitBreaker, FullJitter, Pipeline, Retry, RetryBudget, Timeout
 
 __all__ = ["DemoConfig", "DemoResult", "SecondRow", "SideResult", "Tally", "build_pipeline", "run_demo",
            "second_spans"]  # fmt: skip
@@ -185,7 +185,9 @@ def build_pipeline(
     :class:`~buttress.resilience.RetryBudget`, and no retry of calls the breaker refused; a
     :class:`~buttress.resilience.CircuitBreaker` that trips on 10 consecutive failures or a
     50 % failure rate over a time window and sends 3 probes when half-open (one success
-    closes it); a per-attempt timeout.
+    closes it), ignoring bulkhead refusals; a :class:`~buttress.resilience.Bulkhead` that lets
+    at most half as many attempts as there are callers reach the dependency at once (the rest
+    queue, within the total timeout); a per-attempt timeout.
 
     Example:
         >>> pipeline, retry, breaker = build_pipeline(DemoConfig(duration=20))
@@ -211,12 +213,14 @@ def build_pipeline(
         open_duration=config.open_duration,
         half_open_max_calls=3,
         half_open_success_threshold=1,
+        ignore_on=BulkheadFullError,  # a full bulkhead says nothing about the dependency
         clock=clock,
     )
     pipeline = Pipeline(
         Timeout(config.total_timeout, name="demo-total"),
         retry,
         breaker,
+        Bulkhead(max(1, config.concurrency // 2), config.concurrency, name="demo-bulkhead"),
         Timeout(config.attempt_timeout, name="demo-attempt"),
         name="demo",
     )

@@ -21,6 +21,7 @@ from buttress.resilience import _testing_switch
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink, invoke_async, invoke_sync
 from buttress.resilience.backoff import STOP, Backoff, Exponential
 from buttress.resilience.budget import RetryBudget
+from buttress.resilience.deadline import current_get as _current_deadline
 
 __all__ = ["Attempt", "Permanent", "Retry", "aretry_call", "attempts_of", "retry", "retry_call"]
 
@@ -112,8 +113,10 @@ def _decide(
 
     Returns:
         the seconds to wait before the next attempt, or the reason to stop (a ``str``:
-        ``"attempts"``, ``"backoff"``, ``"elapsed"`` or ``"budget"``). The outcome is appended
-        to ``outcomes`` either way.
+        ``"attempts"``, ``"backoff"``, ``"deadline"``, ``"elapsed"`` or ``"budget"``). The
+        outcome is appended to ``outcomes`` either way. A wait that would end at or past the
+        current :class:`~buttress.resilience.Deadline` is never scheduled: the retry stops
+        instead, before it spends from the budget.
     """
     number = len(outcomes) + 1
     mode = _testing_switch.current
@@ -130,6 +133,9 @@ def _decide(
         delay = min(max(float(hint), low), high)
     if mode is not None:
         delay = 0.0
+    deadline = _current_deadline()
+    if deadline is not None and deadline._now() + delay >= deadline.at:
+        return _stop(policy, outcomes, error, result, "deadline")
     if policy._limited:
         if policy.timeout is not None and policy._now() + delay - started > policy.timeout:
             return _stop(policy, outcomes, error, result, "elapsed")

@@ -1,0 +1,36 @@
+-- Concurrency: take `cost` leases if they fit; expired leases (crashed holders) are purged first.
+-- KEYS[1] sorted set of lease ids scored by expiry time
+-- ARGV: now ('' = server TIME), cost, limit, lease seconds, lease id 1 .. lease id cost
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local cost = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local key = KEYS[1]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now))
+local n = redis.call('ZCARD', key)
+local allowed = 0
+local retry_after = 0
+if cost > limit then
+  retry_after = math.huge
+elseif n + cost <= limit then
+  allowed = 1
+  local expiry = string.format('%.17g', now + lease)
+  local i = 1
+  while i <= cost do
+    local args = {}
+    local stop = math.min(cost, i + 999)
+    for j = i, stop do
+      args[#args + 1] = expiry
+      args[#args + 1] = ARGV[4 + j]
+    end
+    redis.call('ZADD', key, unpack(args))
+    i = stop + 1
+  end
+  redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
+  n = n + cost
+end
+return {allowed, limit - n, string.format('%.17g', retry_after), '0'}

@@ -1,0 +1,54 @@
+-- Sliding window log (exact): one decision, atomically, on the server's clock.
+-- KEYS[1] sorted set: one member per admitted unit, scored by its time
+-- KEYS[2] counter making members unique (same hash tag, so the same cluster slot)
+-- ARGV: now ('' = server TIME), cost, limit, window
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local cost = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local key = KEYS[1]
+local fmt = '%.17g'
+-- the window is (now - window, now]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format(fmt, now - window))
+local n = redis.call('ZCARD', key)
+local allowed = 0
+local retry_after = 0
+if cost > limit then
+  retry_after = math.huge
+elseif n + cost <= limit then
+  allowed = 1
+  local last = redis.call('INCRBY', KEYS[2], cost)
+  local stamp = string.format(fmt, now)
+  local ttl = math.ceil(window * 1000) + 1000
+  local i = last - cost + 1
+  while i <= last do
+    local args = {}
+    local stop = math.min(last, i + 999)
+    for j = i, stop do
+      args[#args + 1] = stamp
+      -- the stamp keeps members unique even if the counter expired before the log
+      args[#args + 1] = j .. '@' .. stamp
+    end
+    redis.call('ZADD', key, unpack(args))
+    i = stop + 1
+  end
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  n = n + cost
+else
+  local entry = redis.call('ZRANGE', key, n - limit + cost - 1, n - limit + cost - 1, 'WITHSCORES')
+  retry_after = tonumber(entry[2]) + window - now
+end
+local reset_after = window
+if allowed == 0 then
+  reset_after = 0
+  if n > 0 then
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    reset_after = tonumber(newest[2]) + window - now
+  end
+end
+return {allowed, limit - n, string.format(fmt, retry_after), string.format(fmt, reset_after)}

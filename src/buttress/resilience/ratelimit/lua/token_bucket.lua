@@ -1,0 +1,38 @@
+-- Token bucket: one decision, atomically, on the server's clock.
+-- KEYS[1] hash {tk = tokens, ts = time of tk}
+-- ARGV: now ('' = server TIME), cost, rate, burst
+-- returns {allowed, remaining, retry_after, reset_after} (floats as strings)
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local cost = tonumber(ARGV[2])
+local rate = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local TOLERANCE = 1e-9
+local key = KEYS[1]
+local state = redis.call('HMGET', key, 'tk', 'ts')
+local tokens = burst
+if state[1] then
+  local elapsed = now - tonumber(state[2])
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tonumber(state[1]) + elapsed * rate)
+end
+local allowed = 0
+local retry_after = 0
+if tokens + TOLERANCE >= cost then
+  allowed = 1
+  tokens = tokens - cost
+  if tokens < 0 then tokens = 0 end
+elseif cost > burst then
+  retry_after = math.huge
+else
+  retry_after = (cost - tokens) / rate
+end
+-- a refusal stores the refilled bucket too, so both backends round alike
+redis.call('HSET', key, 'tk', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+-- once full again the key is indistinguishable from a missing one
+redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {allowed, math.floor(tokens + TOLERANCE), string.format('%.17g', retry_after),
+        string.format('%.17g', (burst - tokens) / rate)}
