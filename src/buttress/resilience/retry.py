@@ -11,7 +11,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, final
 
 from buttress._validation import Problems, seconds
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -32,6 +32,7 @@ _NO_RESULT: Final[Any] = object()
 _HISTORY_ATTR = "__buttress_retry_history__"
 
 
+@final  # the retry loop tests ``error.__class__ is Permanent``: subclasses would be retried
 class Permanent(Exception):
     """Raise ``Permanent(error)`` inside a retried function to stop retrying at once.
 
@@ -108,13 +109,14 @@ def _decide(
     error: BaseException | None,
     result: Any,
     started: float,
-) -> float | str:
+) -> float:
     """The sans-IO retry decision for one failed attempt of one call.
 
     Returns:
-        the seconds to wait before the next attempt, or the reason to stop (a ``str``:
-        ``"attempts"``, ``"backoff"``, ``"deadline"``, ``"elapsed"`` or ``"budget"``). The
-        outcome is appended to ``outcomes`` either way. A wait that would end at or past the
+        the seconds to wait before the next attempt (>= 0), or a negative stop code whose
+        reason is ``_STOP_REASONS[code]`` (``"attempts"``, ``"backoff"``, ``"deadline"``,
+        ``"elapsed"`` or ``"budget"``): a float either way, so the drivers test it with one
+        comparison. The outcome is appended to ``outcomes`` either way. A wait that would end at or past the
         current :class:`~buttress.resilience.Deadline` is never scheduled: the retry stops
         instead, before it spends from the budget.
     """
@@ -149,11 +151,15 @@ def _decide(
     return delay
 
 
-def _stop(policy: Retry, outcomes: Outcomes, error: BaseException | None, result: Any, reason: str) -> str:
+_STOP_REASONS: Final = {-1.0: "attempts", -2.0: "backoff", -3.0: "deadline", -4.0: "elapsed", -5.0: "budget"}
+_STOP_CODES: Final = {reason: code for code, reason in _STOP_REASONS.items()}
+
+
+def _stop(policy: Retry, outcomes: Outcomes, error: BaseException | None, result: Any, reason: str) -> float:
     outcomes.append((error, result, None))
     if policy.events.listeners:
         policy.events.emit(RetryExhausted(policy.name, len(outcomes), reason, error, result))
-    return reason
+    return _STOP_CODES[reason]
 
 
 def _final_error(
@@ -303,79 +309,95 @@ class Retry(Policy):
         assert self._retry_predicate is not None
         return None if self._retry_predicate(error) else error
 
-    def _retry_sync(
-        self, nxt: SyncLink, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-        error: BaseException | None, result: Any, started: float,
-    ) -> Any:  # fmt: skip
-        outcomes: Outcomes = []
-        backoff = self.backoff.clone()
+    def _sync_loop(self, nxt: SyncLink) -> Callable[..., Any]:
+        """The retry loop after a failed first attempt, with this policy's settings bound once."""
+        template = self.backoff
         check = self.retry_if_result
         types = self._retry_types
+        immediate_error = self._immediate
         sleep = self._clock.sleep
         direct = nxt is invoke_sync
-        while True:
-            if error is not None and (
-                types is None or not isinstance(error, types) or isinstance(error, Permanent)
-            ):
-                immediate = self._immediate(error)
-                if immediate is not None:
-                    raise immediate
-            delay = _decide(self, outcomes, backoff, error, result, started)
-            if isinstance(delay, str):
-                raise _final_error(self, outcomes, error, result, delay)
-            # Hold no reference to a handled exception across the next attempt: its traceback
-            # points at this frame, and the cycle would leave every retried call to the GC.
-            error = None
-            if delay:
-                sleep(delay)
-            try:
-                result = fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
-            except BaseException as exc:
-                error = exc
-                continue
-            if check is None or not check(result):
-                outcomes.clear()
-                return result
+        policy = self
 
-    async def _retry_async(
-        self, nxt: AsyncLink, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-        error: BaseException | None, result: Any, started: float,
-    ) -> Any:  # fmt: skip
-        outcomes: Outcomes = []
-        backoff = self.backoff.clone()
+        def again(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            error: BaseException | None, result: Any, started: float,
+        ) -> Any:  # fmt: skip
+            outcomes: Outcomes = []
+            backoff = template.clone()
+            while True:
+                if error is not None and (
+                    types is None or error.__class__ is Permanent or not isinstance(error, types)
+                ):
+                    immediate = immediate_error(error)
+                    if immediate is not None:
+                        raise immediate
+                delay = _decide(policy, outcomes, backoff, error, result, started)
+                if delay < 0.0:  # a stop code: see _decide
+                    raise _final_error(policy, outcomes, error, result, _STOP_REASONS[delay])
+                # Hold no reference to a handled exception across the next attempt: its traceback
+                # points at this frame, and the cycle would leave every retried call to the GC.
+                error = None
+                if delay:
+                    sleep(delay)
+                try:
+                    result = fn(*args, **kwargs) if direct else nxt(fn, args, kwargs)
+                except BaseException as exc:
+                    error = exc
+                    continue
+                if check is None or not check(result):
+                    outcomes.clear()
+                    return result
+
+        return again
+
+    def _async_loop(self, nxt: AsyncLink) -> Callable[..., Any]:
+        """The retry loop after a failed first attempt, with this policy's settings bound once."""
+        template = self.backoff
         check = self.retry_if_result
         types = self._retry_types
+        immediate_error = self._immediate
         asleep = self._clock.asleep
         direct = nxt is invoke_async
-        while True:
-            if error is not None and (
-                types is None or not isinstance(error, types) or isinstance(error, Permanent)
-            ):
-                immediate = self._immediate(error)
-                if immediate is not None:
-                    raise immediate
-            delay = _decide(self, outcomes, backoff, error, result, started)
-            if isinstance(delay, str):
-                raise _final_error(self, outcomes, error, result, delay)
-            # Hold no reference to a handled exception across the next attempt: its traceback
-            # points at this frame, and the cycle would leave every retried call to the GC.
-            error = None
-            if delay:
-                await asleep(delay)
-            try:
-                result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
-            except BaseException as exc:
-                error = exc
-                continue
-            if check is None or not check(result):
-                outcomes.clear()
-                return result
+        policy = self
+
+        async def again(
+            fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            error: BaseException | None, result: Any, started: float,
+        ) -> Any:  # fmt: skip
+            outcomes: Outcomes = []
+            backoff = template.clone()
+            while True:
+                if error is not None and (
+                    types is None or error.__class__ is Permanent or not isinstance(error, types)
+                ):
+                    immediate = immediate_error(error)
+                    if immediate is not None:
+                        raise immediate
+                delay = _decide(policy, outcomes, backoff, error, result, started)
+                if delay < 0.0:  # a stop code: see _decide
+                    raise _final_error(policy, outcomes, error, result, _STOP_REASONS[delay])
+                # Hold no reference to a handled exception across the next attempt: its traceback
+                # points at this frame, and the cycle would leave every retried call to the GC.
+                error = None
+                if delay:
+                    await asleep(delay)
+                try:
+                    result = await (fn(*args, **kwargs) if direct else nxt(fn, args, kwargs))
+                except BaseException as exc:
+                    error = exc
+                    continue
+                if check is None or not check(result):
+                    outcomes.clear()
+                    return result
+
+        return again
 
     def _chain_sync(self, nxt: SyncLink) -> SyncLink:
         check = self.retry_if_result
         budget = self.budget
         now = self._now if self.timeout is not None else None
-        again = self._retry_sync
+        again = self._sync_loop(nxt)
 
         def link(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             started = now() if now is not None else 0.0
@@ -388,11 +410,11 @@ class Retry(Policy):
             else:
                 if check is None or not check(result):
                     return result
-                return again(nxt, fn, args, kwargs, None, result, started)
+                return again(fn, args, kwargs, None, result, started)
             try:
-                return again(nxt, fn, args, kwargs, error, _NO_RESULT, started)
+                return again(fn, args, kwargs, error, _NO_RESULT, started)
             finally:
-                error = None  # see _retry_sync: no reference cycle through this frame
+                error = None  # see _sync_loop: no reference cycle through this frame
 
         return link
 
@@ -400,7 +422,7 @@ class Retry(Policy):
         check = self.retry_if_result
         budget = self.budget
         now = self._now if self.timeout is not None else None
-        again = self._retry_async
+        again = self._async_loop(nxt)
 
         async def link(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             started = now() if now is not None else 0.0
@@ -413,18 +435,18 @@ class Retry(Policy):
             else:
                 if check is None or not check(result):
                     return result
-                return await again(nxt, fn, args, kwargs, None, result, started)
+                return await again(fn, args, kwargs, None, result, started)
             try:
-                return await again(nxt, fn, args, kwargs, error, _NO_RESULT, started)
+                return await again(fn, args, kwargs, error, _NO_RESULT, started)
             finally:
-                error = None  # see _retry_sync: no reference cycle through this frame
+                error = None  # see _sync_loop: no reference cycle through this frame
 
         return link
 
     def _decorate_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.retry_if_result is not None or self.budget is not None or self.timeout is not None:
             return super()._decorate_sync(fn)
-        again = self._retry_sync
+        again = self._sync_loop(invoke_sync)
 
         # The designed hot path: a successful call costs one try block.
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -433,16 +455,16 @@ class Retry(Policy):
             except BaseException as exc:
                 error: BaseException | None = exc
             try:
-                return again(invoke_sync, fn, args, kwargs, error, _NO_RESULT, 0.0)
+                return again(fn, args, kwargs, error, _NO_RESULT, 0.0)
             finally:
-                error = None  # see _retry_sync: no reference cycle through this frame
+                error = None  # see _sync_loop: no reference cycle through this frame
 
         return wrapper
 
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.retry_if_result is not None or self.budget is not None or self.timeout is not None:
             return super()._decorate_async(fn)
-        again = self._retry_async
+        again = self._async_loop(invoke_async)
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -450,9 +472,9 @@ class Retry(Policy):
             except BaseException as exc:
                 error: BaseException | None = exc
             try:
-                return await again(invoke_async, fn, args, kwargs, error, _NO_RESULT, 0.0)
+                return await again(fn, args, kwargs, error, _NO_RESULT, 0.0)
             finally:
-                error = None  # see _retry_sync: no reference cycle through this frame
+                error = None  # see _sync_loop: no reference cycle through this frame
 
         return wrapper
 

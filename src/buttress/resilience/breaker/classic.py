@@ -353,8 +353,6 @@ class CircuitBreaker(Policy):
                     return result
                 if store.fast is permit:
                     store.successes += 1  # type: ignore[attr-defined]
-                    if store.consecutive_failures:  # type: ignore[attr-defined]
-                        store.consecutive_failures = 0  # type: ignore[attr-defined]
                 else:
                     stale_success(permit.generation)
                 return result
@@ -393,8 +391,6 @@ class CircuitBreaker(Policy):
                     return result
                 if store.fast is permit:
                     store.successes += 1  # type: ignore[attr-defined]
-                    if store.consecutive_failures:  # type: ignore[attr-defined]
-                        store.consecutive_failures = 0  # type: ignore[attr-defined]
                 else:
                     stale_success(permit.generation)
                 return result
@@ -418,7 +414,7 @@ class CircuitBreaker(Policy):
         fast_error = self._fast_error
         stale_success = self._fast_stale_success
 
-        # The designed hot path: one flag test, the call, a generation check, two integer updates.
+        # The designed hot path: one flag test, the call, a generation check, one integer update.
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             permit = store.fast
             if permit is not None:
@@ -429,8 +425,6 @@ class CircuitBreaker(Policy):
                     raise
                 if store.fast is permit:
                     store.successes += 1
-                    if store.consecutive_failures:
-                        store.consecutive_failures = 0
                 else:
                     stale_success(permit.generation)
                 return result
@@ -456,8 +450,6 @@ class CircuitBreaker(Policy):
                     raise
                 if store.fast is permit:
                     store.successes += 1
-                    if store.consecutive_failures:
-                        store.consecutive_failures = 0
                 else:
                     stale_success(permit.generation)
                 return result

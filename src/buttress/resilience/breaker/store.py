@@ -115,9 +115,9 @@ class BreakerStore(abc.ABC):
 class MemoryBreakerStore(BreakerStore):
     """In-process state, guarded by a lock on every path except the closed success path.
 
-    The closed-state success path of a breaker using only the consecutive-failure rule touches
-    two integers without a lock: each step is atomic under the GIL, and a success racing a
-    trip can at worst be counted in the new generation, never admitted as a probe.
+    The closed-state success path of a breaker using only the consecutive-failure rule adds one
+    to ``successes`` without a lock (atomic under the GIL); a success racing a trip can at
+    worst be counted in the new generation, never admitted as a probe.
     """
 
     def __init__(self) -> None:
@@ -126,7 +126,7 @@ class MemoryBreakerStore(BreakerStore):
         self.generation = 0
         self.successes = 0
         self.failures = 0
-        self.consecutive_failures = 0
+        self._streak = 0  # failures since the success count was last seen to move
         self._successes_at_failure = 0
         self._retired = [0, 0]  # successes, failures of earlier generations and stale results
         self._ignored = 0
@@ -163,6 +163,16 @@ class MemoryBreakerStore(BreakerStore):
         # interval, by finding it already over.
         self._interval_end = float("-inf") if config.reset_interval is not None else float("inf")
 
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures since the last success.
+
+        A success only adds to ``successes`` (that keeps the lock-free path to one integer
+        update); a streak of failures is over as soon as the success count has moved since the
+        last failure.
+        """
+        return self._streak if self.successes == self._successes_at_failure else 0
+
     # -- helpers (lock held) ------------------------------------------------------------
     def _counts(self) -> Counts:
         return Counts(
@@ -177,7 +187,7 @@ class MemoryBreakerStore(BreakerStore):
         self._retired[0] += self.successes
         self._retired[1] += self.failures
         self.generation += 1
-        self.successes = self.failures = self.consecutive_failures = 0
+        self.successes = self.failures = self._streak = 0
         self._successes_at_failure = 0
         self._probes = self._probe_successes = self._probe_failures = 0
         if self._window is not None:
@@ -283,11 +293,11 @@ class MemoryBreakerStore(BreakerStore):
                 return None, None
             if failed:
                 self.failures += 1
-                self.consecutive_failures += 1
-                self._successes_at_failure = self.successes
+                successes = self.successes  # read once: the fast path may add to it meanwhile
+                self._streak = self._streak + 1 if successes == self._successes_at_failure else 1
+                self._successes_at_failure = successes
             else:
                 self.successes += 1
-                self.consecutive_failures = 0
             if permit.probe:
                 slow_failure = slow and config.slow_call_rate_threshold is not None
                 return self._record_probe(failed or slow_failure, now)
