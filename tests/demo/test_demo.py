@@ -446,3 +446,20 @@ class _Gone(io.StringIO):
 def test_a_broken_stream_without_a_file_descriptor_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdout", _Gone())
     assert run_from_args(_parse("--seed", "1")) == 0
+
+
+def test_the_rate_limited_section_caps_what_reaches_the_dependency() -> None:
+    from buttress.demo._ratelimit import rate_limit_lines, run_rate_limit_section
+
+    # Real time on purpose (0.5 s): the section shows a limiter holding a real load down.
+    result = asyncio.run(run_rate_limit_section(callers=20, rate=200.0, burst=20, duration=0.5))
+    bound = 20 + 200.0 * result.elapsed  # what a token bucket can admit in the time it really ran
+    assert 0.5 <= result.elapsed < 1.0
+    assert result.admitted == sum(result.per_second)
+    assert result.admitted <= bound + 1
+    assert result.admitted >= 0.5 * bound  # callers honouring retry_after still get their share
+    assert result.refused > 0
+    assert result.headers["RateLimit-Policy"] == '"default";q=20;w=1'
+    lines = rate_limit_lines(result, 20)
+    assert "TokenBucket(rate=200/s, burst=20)" in lines[1]
+    assert lines[-1].startswith(f"  admitted {result.admitted}, refused {result.refused}")

@@ -10,6 +10,7 @@ import sys
 from typing import TextIO
 
 from buttress.clock import SYSTEM_CLOCK, Clock
+from buttress.demo._ratelimit import rate_limit_lines, run_rate_limit_section
 from buttress.demo._report import Style, format_row, intro_lines, summary_lines, table_header
 from buttress.demo._runner import DemoConfig, DemoResult, SecondRow, run_demo
 
@@ -113,6 +114,9 @@ def run(
     emit([*intro_lines(config, seed), *(style.paint(line, "bold") for line in table_header(config))])
     result = asyncio.run(run_demo(config, seed=seed, clock=clock, on_row=on_row))
     emit(summary_lines(result, style))
+    section = max(1.0, round(config.duration / 10))
+    limited = asyncio.run(run_rate_limit_section(callers=config.concurrency, duration=section, clock=clock))
+    emit(rate_limit_lines(limited, config.concurrency))
     return result
 
 
