@@ -53,7 +53,8 @@ def _script_decision(
         [f"lease-{next(_lease_ids)}" for _ in range(cost)] if plan.kind == "cc" and cost <= plan.limit else []
     )
     raw = client.eval(plan.script.source, len(keys), *keys, repr(now), cost, *plan.params, *ids)
-    return (raw[0] == 1, raw[1], float(raw[2]), float(raw[3]))
+    flag, remaining, retry_after, reset_after = raw.split()
+    return (int(flag) == 1, int(remaining), float(retry_after), float(reset_after))
 
 
 # -- the Lua arithmetic equals the in-memory cores', decision for decision ---------------------

@@ -84,6 +84,8 @@ class TokenBucketCore:
         """Refill, then take ``cost`` tokens if there are enough."""
         rate = self.rate
         burst = self.burst
+        if now < state[2]:  # a reading older than a lock-free update (see MemoryLimiter)
+            now = state[2]
         tokens = state[1] + (now - state[2]) * rate
         if tokens > burst:
             tokens = burst
@@ -104,6 +106,8 @@ class TokenBucketCore:
 
     def admit(self, state: State, now: float, cost: int) -> bool:
         """:meth:`decide` without building the decision."""
+        if now < state[2]:
+            now = state[2]
         tokens = state[1] + (now - state[2]) * self.rate
         burst = self.burst
         if tokens > burst:
@@ -190,8 +194,11 @@ class FixedWindowCore:
         window = self.window
         index = _floor(now / window)
         if state[1] != index:
-            state[1] = index
-            state[2] = 0
+            if index > state[1]:
+                state[1] = index
+                state[2] = 0
+            else:  # a reading older than a lock-free update: count in the newer window
+                index = state[1]
         reset_after = (index + 1) * window - now
         count = state[2] + cost
         limit = self.limit
@@ -204,7 +211,7 @@ class FixedWindowCore:
     def admit(self, state: State, now: float, cost: int) -> bool:
         """:meth:`decide` without building the decision."""
         index = _floor(now / self.window)
-        if state[1] != index:
+        if index > state[1]:
             state[1] = index
             state[2] = 0
         count = state[2] + cost

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from buttress._validation import Problems
 from buttress.clock import SYSTEM_CLOCK, Clock
-from buttress.resilience.ratelimit._algorithms import ConcurrencyCore, Core, State, core_for
+from buttress.resilience.ratelimit._algorithms import (
+    ConcurrencyCore,
+    Core,
+    FixedWindowCore,
+    GCRACore,
+    State,
+    TokenBucketCore,
+    core_for,
+)
 from buttress.resilience.ratelimit._decision import Decision, make_decision
-from buttress.resilience.ratelimit._rules import Concurrency, Rule
+from buttress.resilience.ratelimit._rules import TOLERANCE, Concurrency, Rule
 
 __all__ = ["MemoryLimiter"]
 
@@ -19,6 +29,27 @@ __all__ = ["MemoryLimiter"]
 _SWEEP_PER_INSERT = 2
 # How far a Concurrency limiter looks past busy keys (calls in flight) for one to evict.
 _EVICT_SCAN = 16
+
+Admit = Callable[[str, int], bool]
+# Whether a thread switch can only happen at a call or a backward jump (see _admitter).
+_GIL: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+_floor = math.floor
+
+
+def _retire(state: State) -> None:
+    """Make a state removed from the map refuse every lock-free admission.
+
+    A lock-free caller may hold the state it fetched just before the removal; what it admitted
+    there would be lost (the key starts again from a fresh state). Poisoned, the state refuses,
+    and the refusal decides again under the lock on the key's current state.
+    """
+    core = state[0]
+    if isinstance(core, TokenBucketCore):
+        state[1] = math.nan  # no refill brings NaN tokens up to any cost
+    elif isinstance(core, GCRACore):
+        state[1] = math.inf  # a theoretical arrival time never reached
+    elif isinstance(core, FixedWindowCore):
+        state[1] = state[2] = math.inf  # a window never left, counted full
 
 
 def _bad_cost(cost: object) -> ValueError:
@@ -61,8 +92,10 @@ class MemoryLimiter:
     """
 
     __slots__ = (
+        "_admit",
         "_core",
         "_exact",
+        "_last",
         "_lock",
         "_now",
         "_prefixes",
@@ -109,6 +142,10 @@ class MemoryLimiter:
         self._touch = self._states.move_to_end
         self._now = clock.monotonic
         self._lock = threading.Lock()
+        # The most recently used key, always the last of ``_states`` while it is present:
+        # touching it again would not change the order, so the hot path skips ``move_to_end``.
+        self._last: str | None = None
+        self._admit: Admit = self._admitter()
 
     # -- the hot paths: one clock read, one dict lookup, one LRU touch, one uncontended lock --
     def try_acquire(self, key: str = "", cost: int = 1) -> Decision:
@@ -140,7 +177,8 @@ class MemoryLimiter:
                 if state is None:
                     core = self._core_for(key)
                     return make_decision(False, core.limit, 0, 0.0, 0.0, core.policy)
-            else:
+            elif key != self._last:
+                self._last = key
                 self._touch(key)
             return state[0].decide(state, now, cost)  # type: ignore[no-any-return]
         finally:
@@ -160,22 +198,127 @@ class MemoryLimiter:
             raise _bad_cost(cost)
         return self._admit(key, cost)
 
-    def _admit(self, key: str, cost: int) -> bool:
-        # try_acquire_fast for callers that validated ``cost`` once, at construction.
-        lock = self._lock
-        lock.acquire()
-        try:
-            now = self._now()
-            state = self._states.get(key)
-            if state is None:
-                state = self._insert(key, now)
+    def _admitter(self) -> Admit:
+        """The admission of :meth:`try_acquire_fast` for callers that validated ``cost`` once.
+
+        Built once. Without overrides every key has the default core, and the admission of
+        token bucket, GCRA and fixed window is inlined here without the lock: after the last
+        call (the clock reading) their read-modify-write has no call and no backward jump, so
+        under the GIL no other thread runs in between and it is atomic. A reading taken before
+        a switch is older than another thread's update; the bucket and the window never move
+        back for it (GCRA's arithmetic is already safe: it only makes the check stricter). A
+        state removed from the map is retired (made to refuse everything, see :func:`_retire`), so
+        a call that took it just before the removal is refused, and every refusal decides again
+        under the lock on the current state. Every other case (overrides, the other algorithms,
+        a new key, a build without the GIL) takes the lock, clock reading included.
+        """
+        acquire = self._lock.acquire
+        release = self._lock.release
+        now_fn = self._now
+        get = self._states.get
+        touch = self._touch
+        insert = self._insert
+        limiter = self
+
+        def locked(key: str, cost: int) -> bool:
+            acquire()
+            try:
+                now = now_fn()
+                state = get(key)
                 if state is None:
-                    return False
-            else:
-                self._touch(key)
-            return state[0].admit(state, now, cost)  # type: ignore[no-any-return]
-        finally:
-            lock.release()
+                    state = insert(key, now)
+                    if state is None:
+                        return False
+                elif key != limiter._last:
+                    limiter._last = key
+                    touch(key)
+                return state[0].admit(state, now, cost)  # type: ignore[no-any-return]
+            finally:
+                release()
+
+        core = self._core
+        if self._exact or self._prefixes or not _GIL:
+            return locked
+        if isinstance(core, TokenBucketCore):
+            rate = core.rate
+            burst = core.burst
+
+            def token_bucket(key: str, cost: int) -> bool:
+                state = get(key)
+                if state is None:
+                    return locked(key, cost)
+                if key != limiter._last:
+                    limiter._last = key
+                    touch(key)
+                now = now_fn()
+                # atomic from here under the GIL: no call until the check below
+                last = state[2]
+                if now < last:
+                    now = last
+                tokens = state[1] + (now - last) * rate
+                if tokens > burst:
+                    tokens = burst
+                state[2] = now
+                if tokens + TOLERANCE >= cost:
+                    tokens -= cost
+                    state[1] = tokens if tokens > 0.0 else 0.0
+                    admitted = True
+                else:
+                    state[1] = tokens
+                    admitted = False
+                # a refusal decides again under the lock: it may come from a retired state
+                return admitted or locked(key, cost)
+
+            return token_bucket
+        if isinstance(core, GCRACore):
+            interval = core.interval
+            tau = core.tau + TOLERANCE
+
+            def gcra(key: str, cost: int) -> bool:
+                state = get(key)
+                if state is None:
+                    return locked(key, cost)
+                if key != limiter._last:
+                    limiter._last = key
+                    touch(key)
+                now = now_fn()
+                # atomic from here under the GIL: no call until the check below
+                tat = state[1]
+                if tat < now:
+                    tat = now
+                new_tat = tat + interval * cost
+                admitted: bool = new_tat - now <= tau
+                if admitted:
+                    state[1] = new_tat
+                # a refusal decides again under the lock: it may come from a retired state
+                return admitted or locked(key, cost)
+
+            return gcra
+        if isinstance(core, FixedWindowCore):
+            window = core.window
+            limit = core.limit
+
+            def fixed_window(key: str, cost: int) -> bool:
+                state = get(key)
+                if state is None:
+                    return locked(key, cost)
+                if key != limiter._last:
+                    limiter._last = key
+                    touch(key)
+                index = _floor(now_fn() / window)
+                # atomic from here under the GIL: no call until the check below
+                if index > state[1]:
+                    state[1] = index
+                    state[2] = 0
+                count = state[2] + cost
+                admitted: bool = count <= limit
+                if admitted:
+                    state[2] = count
+                # a refusal decides again under the lock: it may come from a retired state
+                return admitted or locked(key, cost)
+
+            return fixed_window
+        return locked
 
     async def atry_acquire(self, key: str = "", cost: int = 1) -> Decision:
         """:meth:`try_acquire` for asyncio code (it never waits: the state is local)."""
@@ -221,22 +364,29 @@ class MemoryLimiter:
             if not state[0].idle(state, now):
                 break
             del states[oldest]
+            if not state[0].idle(state, now):
+                # a lock-free admission landed between the check and the removal: keep it
+                states[oldest] = state
+                break
+            _retire(state)
         if len(states) >= self.max_keys and not self._evict(now):
             return None
         state = self._core_for(key).new(now)
         states[key] = state
+        self._last = key
         return state
 
     def _evict(self, now: float) -> bool:
         states = self._states
         if not isinstance(self._core, ConcurrencyCore):
-            states.popitem(last=False)
+            _retire(states.popitem(last=False)[1])
             return True
         for _ in range(min(_EVICT_SCAN, len(states))):
             oldest, state = next(iter(states.items()))
             if state[0].idle(state, now):
                 del states[oldest]
                 return True
+            self._last = oldest
             self._touch(oldest)
         return False
 
@@ -244,14 +394,24 @@ class MemoryLimiter:
         """Remove every idle key now (one at full capacity); returns how many were removed."""
         with self._lock:
             now = self._now()
-            idle = [key for key, state in self._states.items() if state[0].idle(state, now)]
-            for key in idle:
-                del self._states[key]
-            return len(idle)
+            states = self._states
+            idle = [(key, state) for key, state in states.items() if state[0].idle(state, now)]
+            removed = 0
+            for key, state in idle:
+                if states.get(key) is state:
+                    del states[key]
+                    if state[0].idle(state, now):
+                        _retire(state)
+                        removed += 1
+                    else:  # a lock-free admission landed since the check: keep it
+                        states[key] = state
+            return removed
 
     def clear(self) -> None:
         """Forget every key: each starts again with full capacity."""
         with self._lock:
+            for state in self._states.values():
+                _retire(state)
             self._states.clear()
 
     def __len__(self) -> int:

@@ -357,14 +357,23 @@ class RateLimiter(Policy):
         cost = self.cost
         fast = self._fast
         queues = self._aqueues
+        if key_fn is None:
+            key = const_key
 
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = const_key if key_fn is None else key_fn(*args, **kwargs)
-            if key in queues or not fast(key, cost):
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if (queues and key in queues) or not fast(key, cost):
+                    await aacquire(key, cost, None)
+                return await fn(*args, **kwargs)
+
+            return wrapper
+
+        async def keyed(*args: Any, **kwargs: Any) -> Any:
+            key = key_fn(*args, **kwargs)
+            if (queues and key in queues) or not fast(key, cost):
                 await aacquire(key, cost, None)
             return await fn(*args, **kwargs)
 
-        return wrapper
+        return keyed
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.limiter!r}, name={self.name!r}, max_wait={self.max_wait})"

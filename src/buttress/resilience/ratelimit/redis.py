@@ -71,10 +71,12 @@ class LimiterUnavailableError(ButtressError):
     """
 
 
-def _bounded_kwargs(kwargs: dict[str, Any], timeout: float, retry: Any) -> dict[str, Any]:
+def _bounded_kwargs(
+    kwargs: dict[str, Any], timeout: float, retry: Any, *, bound_io: bool = True
+) -> dict[str, Any]:
     kwargs = dict(kwargs)
     kwargs.update(
-        socket_timeout=timeout,
+        socket_timeout=timeout if bound_io else None,
         socket_connect_timeout=timeout,
         retry=retry,
         retry_on_timeout=False,
@@ -91,7 +93,7 @@ def _bounded_kwargs(kwargs: dict[str, Any], timeout: float, retry: Any) -> dict[
     return kwargs
 
 
-def bounded_client(client: Any, timeout: float) -> tuple[Any, bool]:
+def bounded_client(client: Any, timeout: float, *, bound_io: bool = True) -> tuple[Any, bool]:
     """A client for the same server whose every command is bounded by ``timeout``.
 
     redis-py retries failed commands with backoff by default, so a client's own socket timeout
@@ -100,6 +102,12 @@ def bounded_client(client: Any, timeout: float) -> tuple[Any, bool]:
     decoding; ``timeout`` for connect and read, no retries) and returns ``(client, True)``.
     Any other client (Redis Cluster, Sentinel) is returned as it is, ``(client, False)``: build
     it with ``retry=Retry(NoBackoff(), 0)`` and socket timeouts yourself.
+
+    ``bound_io=False`` leaves reads and writes of an asyncio pool without a socket timeout
+    (connects keep ``timeout``): for a caller that bounds each whole call with its own
+    :func:`asyncio.timeout`. redis-py runs every write of a client with a socket timeout
+    through :func:`asyncio.wait_for`, one extra task per command, which is most of what a
+    decision costs on top of the round trip; a cancelled read closes its connection.
     """
     pool: Any = getattr(client, "connection_pool", None)
     if isinstance(client, redis.asyncio.Redis) and type(pool) in (
@@ -108,7 +116,9 @@ def bounded_client(client: Any, timeout: float) -> tuple[Any, bool]:
     ):
         from redis.asyncio.retry import Retry as AsyncRetry
 
-        kwargs = _bounded_kwargs(pool.connection_kwargs, timeout, AsyncRetry(NoBackoff(), 0))
+        kwargs = _bounded_kwargs(
+            pool.connection_kwargs, timeout, AsyncRetry(NoBackoff(), 0), bound_io=bound_io
+        )
         new_pool = redis.asyncio.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         return redis.asyncio.Redis(connection_pool=new_pool), True
     if isinstance(client, redis.Redis) and type(pool) in (redis.ConnectionPool, redis.BlockingConnectionPool):
@@ -146,6 +156,10 @@ class _RedisLimiterBase:
     rule: Rule
     """The default rule."""
 
+    # Whether the client's own socket timeouts must bound reads and writes (sync code has
+    # nothing else); the asyncio limiter bounds each decision with asyncio.timeout instead.
+    _BOUND_IO = True
+
     def __init__(
         self,
         rule: Rule,
@@ -178,7 +192,7 @@ class _RedisLimiterBase:
         self._now = clock.monotonic
         self.events = EventPublisher()
         self._health = Health(self.retry_interval)
-        self._client, self._owns_client = bounded_client(client, self.timeout)
+        self._client, self._owns_client = bounded_client(client, self.timeout, bound_io=self._BOUND_IO)
         # Concurrency units this process holds, per key: Redis lease ids, or None for a unit
         # granted by the fault policy (released locally)
         self._leases: dict[str, list[str | None]] = {}
@@ -208,12 +222,17 @@ class _RedisLimiterBase:
         return tuple(f"{prefix}:{next(counter)}" for _ in range(cost))
 
     def _decision(self, plan: Plan, raw: Any, key: str, ids: tuple[str, ...]) -> Decision:
-        allowed = raw[0] == 1
+        # one string 'allowed remaining retry_after reset_after' (bytes, or str when the client
+        # decodes): one bulk reply costs redis-py's parser far less than a four-item array
+        flag, remaining, retry_after, reset_after = raw.split()
+        allowed = int(flag) == 1
         if ids and allowed:
             self._leases.setdefault(key, []).extend(ids)
         if self._health.down_since is not None:
             self._recovered()
-        return make_decision(allowed, plan.limit, raw[1], float(raw[2]), float(raw[3]), plan.policy)
+        return make_decision(
+            allowed, plan.limit, int(remaining), float(retry_after), float(reset_after), plan.policy
+        )
 
     def _recovered(self) -> None:
         downtime = self._health.recover(self._now())
@@ -398,6 +417,7 @@ class AsyncRedisLimiter(_RedisLimiterBase):
     """
 
     __slots__ = ()
+    _BOUND_IO = False
 
     def try_acquire(self, key: str = "", cost: int = 1) -> Decision:
         """Not available: an asyncio client cannot answer sync code.

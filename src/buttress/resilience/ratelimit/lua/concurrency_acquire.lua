@@ -33,4 +33,4 @@ elseif n + cost <= limit then
   redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
   n = n + cost
 end
-return {allowed, limit - n, string.format('%.17g', retry_after), '0'}
+return string.format('%d %d %s %s', allowed, limit - n, string.format('%.17g', retry_after), '0')

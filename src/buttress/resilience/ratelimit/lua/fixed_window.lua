@@ -16,11 +16,11 @@ local count = 0
 if state[1] and tonumber(state[1]) == w then count = tonumber(state[2]) end
 local reset_after = (w + 1) * window - now
 if cost > limit then
-  return {0, limit - count, 'inf', string.format('%.17g', reset_after)}
+  return string.format('%d %d %s %s', 0, limit - count, 'inf', string.format('%.17g', reset_after))
 end
 if count + cost > limit then
   local reset = string.format('%.17g', reset_after)
-  return {0, limit - count, reset, reset}
+  return string.format('%d %d %s %s', 0, limit - count, reset, reset)
 end
 if count == 0 then
   -- a window starts: the key ends with it (HINCRBY later keeps the TTL)
@@ -29,4 +29,4 @@ if count == 0 then
 else
   redis.call('HINCRBY', key, 'c', cost)
 end
-return {1, limit - count - cost, '0', string.format('%.17g', reset_after)}
+return string.format('%d %d %s %s', 1, limit - count - cost, '0', string.format('%.17g', reset_after))

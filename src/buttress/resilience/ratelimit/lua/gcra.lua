@@ -31,4 +31,4 @@ local remaining = math.floor((tau - (tat_after - now)) / T + TOLERANCE)
 if remaining < 0 then remaining = 0 end
 local reset_after = tat_after - now
 if reset_after < 0 then reset_after = 0 end
-return {allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after)}
+return string.format('%d %d %s %s', allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after))

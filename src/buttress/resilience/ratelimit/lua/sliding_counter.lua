@@ -63,4 +63,4 @@ else
   end
 end
 if remaining < 0 then remaining = 0 end
-return {allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after)}
+return string.format('%d %d %s %s', allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after))

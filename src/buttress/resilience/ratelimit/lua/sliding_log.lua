@@ -51,4 +51,4 @@ if allowed == 0 then
     reset_after = tonumber(newest[2]) + window - now
   end
 end
-return {allowed, limit - n, string.format(fmt, retry_after), string.format(fmt, reset_after)}
+return string.format('%d %d %s %s', allowed, limit - n, string.format(fmt, retry_after), string.format(fmt, reset_after))

@@ -1,7 +1,7 @@
 -- Token bucket: one decision, atomically, on the server's clock.
 -- KEYS[1] hash {tk = tokens, ts = time of tk}
 -- ARGV: now ('' = server TIME), cost, rate, burst
--- returns {allowed, remaining, retry_after, reset_after} (floats as strings)
+-- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -34,5 +34,5 @@ end
 redis.call('HSET', key, 'tk', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
 -- once full again the key is indistinguishable from a missing one
 redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
-return {allowed, math.floor(tokens + TOLERANCE), string.format('%.17g', retry_after),
-        string.format('%.17g', (burst - tokens) / rate)}
+return string.format('%d %d %s %s', allowed, math.floor(tokens + TOLERANCE), string.format('%.17g', retry_after),
+        string.format('%.17g', (burst - tokens) / rate))
