@@ -110,6 +110,10 @@ class Table:
         verify: checks the return value of one operation (and any bookkeeping it left).
         contenders: the contenders, in display order.
         headline: computes the headline sentences from the measured rows.
+        interleave: time the rows call by call in turn (bare, a, b, ..., bare, a, b, ...; the
+            order rotates each round) instead of repeat by repeat: for operations that wait on a
+            server, whose speed drifts faster than a repeat lasts, so that every row meets the
+            same drift and :meth:`TableResult.paired_ratio` compares like with like.
     """
 
     key: str
@@ -124,6 +128,7 @@ class Table:
     verify: Callable[[Any], None]
     contenders: tuple[Contender, ...]
     headline: Callable[[TableResult], list[str]] = field(default=lambda result: fastest_peer_headline(result))
+    interleave: bool = False
 
 
 @dataclass(slots=True)
@@ -170,6 +175,17 @@ class TableResult:
     def ratio(self, row: Row) -> float:
         """``row``'s best time as a multiple of the bare operation's best time."""
         return row.best_ns / self.bare.best_ns
+
+    def paired_ratio(self, row: Row) -> float:
+        """The median over repeats of ``row``'s time / the bare time of the same round.
+
+        The repeats run round-robin, so repeat *i* of every row was measured at about the same
+        moment: where the machine's speed drifts between rounds (a network round trip on a
+        busy host), this compares like with like, where the two bests may come from different
+        rounds.
+        """
+        pairs = [ours / bare for ours, bare in zip(row.samples_ns, self.bare.samples_ns, strict=False)]
+        return statistics.median(pairs) if pairs else math.nan
 
     def find(self, role: str) -> list[Row]:
         """The measured rows of one role, in display order."""
@@ -252,6 +268,42 @@ async def _await_loop(op: Callable[[], Awaitable[Any]], n: int) -> int:
     return time.perf_counter_ns() - start
 
 
+def _rotations(count: int) -> list[list[int]]:
+    return [[(start + i) % count for i in range(count)] for start in range(count)]
+
+
+def _interleave_sync(ops: Sequence[Op], n: int) -> list[int]:
+    totals = [0] * len(ops)
+    orders = _rotations(len(ops))
+    clock = time.perf_counter_ns
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for k in range(n):
+            for i in orders[k % len(orders)]:
+                op = ops[i]
+                start = clock()
+                op()
+                totals[i] += clock() - start
+    finally:
+        if enabled:
+            gc.enable()
+    return totals
+
+
+async def _interleave_async(ops: Sequence[Callable[[], Awaitable[Any]]], n: int) -> list[int]:
+    totals = [0] * len(ops)
+    orders = _rotations(len(ops))
+    clock = time.perf_counter_ns
+    for k in range(n):
+        for i in orders[k % len(orders)]:
+            op = ops[i]
+            start = clock()
+            await op()
+            totals[i] += clock() - start
+    return totals
+
+
 class _Timer:
     """Times ``n`` operations of one table's mode; async ones on one event loop per table."""
 
@@ -277,6 +329,18 @@ class _Timer:
         gc.disable()
         try:
             return self._runner.run(_await_loop(op, n))
+        finally:
+            if enabled:
+                gc.enable()
+
+    def interleaved_ns(self, ops: Sequence[Op], n: int) -> list[int]:
+        """Each op's total time over ``n`` rounds of calling every op once, in rotating order."""
+        if self._runner is None:
+            return _interleave_sync(ops, n)
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._runner.run(_interleave_async(ops, n))
         finally:
             if enabled:
                 gc.enable()
@@ -328,6 +392,16 @@ def run_table(table: Table, settings: Settings, log: Callable[[str], None] = lam
             ops.append((row, op))
         for row, op in ops:
             row.loops = _calibrate(timer, op, settings)
+        if table.interleave and ops:
+            # one repeat: every row called n times in turn, n from the slowest row's calibration
+            n = min(row.loops for row, _ in ops)
+            for row, _ in ops:
+                row.loops = n
+            for _ in range(settings.repeats):
+                totals = timer.interleaved_ns([op for _, op in ops], n)
+                for (row, _), total in zip(ops, totals, strict=True):
+                    row.samples_ns.append(total / n)
+            ops = []
         for _ in range(settings.repeats):
             for row, op in ops:
                 row.samples_ns.append(timer.total_ns(op, row.loops) / row.loops)

@@ -16,6 +16,13 @@ def render_table(result: TableResult) -> list[str]:
     """The Markdown lines of one table: title, description, headlines and figures."""
     t = result.table
     lines = [f"## {t.title}", "", t.description, ""]
+    if t.interleave:
+        lines += [
+            "The rows are timed call by call in turn (the order rotates each round), not repeat by "
+            "repeat: a round trip here drifts faster than a repeat lasts, and this way every row "
+            "meets the same drift.",
+            "",
+        ]
     lines += [f"- **{h}**" if h.endswith(".") else f"- **{h}.**" for h in result.headlines]
     lines += [
         "",

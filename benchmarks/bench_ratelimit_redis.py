@@ -131,6 +131,37 @@ def _bare_async() -> Op:
     return op
 
 
+# The least any limiter on the server's clock does: read TIME, count one unit, answer.
+_FLOOR = "local t = redis.call('TIME') return redis.call('HINCRBY', KEYS[1], t[1], ARGV[1])"
+
+
+def _floor(is_async: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = _key()
+        if is_async:
+            client = _async_client()
+            sha: list[str] = []
+
+            async def aguarded() -> Any:
+                if not sha:
+                    sha.append(await client.script_load(_FLOOR))
+                    await close_with_loop(client.connection_pool.disconnect)
+                await client.evalsha(sha[0], 1, key, 1)
+                return await fn()
+
+            return aguarded
+        sync_client = _sync_client()
+        sync_sha = sync_client.script_load(_FLOOR)
+
+        def guarded() -> Any:
+            sync_client.evalsha(sync_sha, 1, key, 1)
+            return fn()
+
+        return guarded
+
+    return wrap
+
+
 def _batch(guarded: Callable[..., Any]) -> Op:
     async def op() -> Any:
         return (await asyncio.gather(*[guarded() for _ in range(TASKS)]))[0]
@@ -253,8 +284,22 @@ def _headline(result: TableResult) -> list[str]:
     lines = fastest_peer_headline(result)
     ours = result.find("buttress")
     if ours and result.bare.ok:
-        rate = result.bare.best_ns / ours[0].best_ns
-        lines.append(f"buttress rate / bare EVALSHA rate = {rate:.2f}{TIMES} (target >= 0.9{TIMES})")
+        # A round trip drifts more between repeats than a limiter costs, so the target is judged
+        # on the repeats' paired ratios (the best-vs-best figure is shown too)
+        paired = 1 / result.paired_ratio(ours[0])
+        best = result.bare.best_ns / ours[0].best_ns
+        lines.append(
+            f"buttress rate / bare EVALSHA rate = {paired:.2f}{TIMES}, median of the rounds "
+            f"(target >= 0.9{TIMES}); best / best = {best:.2f}{TIMES}"
+        )
+        floor = [r for r in result.rows if r.label.startswith("floor") and r.ok]
+        if floor:
+            floor_ratio = result.paired_ratio(floor[0])
+            of_floor = floor_ratio / result.paired_ratio(ours[0])
+            lines.append(
+                f"the floor (TIME + HINCRBY) runs at {1 / floor_ratio:.2f}{TIMES} the bare EVALSHA "
+                f"rate; buttress at {of_floor:.2f}{TIMES} the floor's"
+            )
     return lines
 
 
@@ -285,8 +330,10 @@ def tables() -> list[Table]:
                       "buttress"),
             Contender("buttress GCRA", "`RedisLimiter(GCRA(limit=10**12, period=3600), redis)`", "reference",
                       _buttress("gcra", False), "buttress"),
+            Contender("floor: TIME + HINCRBY", f"`EVALSHA` of `{_FLOOR}`", "reference", _floor(False)),
         ),
         headline=_headline,
+        interleave=True,
     )  # fmt: skip
     async_table = Table(
         key="ratelimit-redis-async",
@@ -312,8 +359,10 @@ def tables() -> list[Table]:
                       _buttress("fixed", True), "buttress"),
             Contender("buttress GCRA", "`AsyncRedisLimiter(GCRA(limit=10**12, period=3600), ...)`",
                       "reference", _buttress("gcra", True), "buttress"),
+            Contender("floor: TIME + HINCRBY", f"`EVALSHA` of `{_FLOOR}`", "reference", _floor(True)),
         ),
         headline=_headline,
+        interleave=True,
     )  # fmt: skip
     return [sync_table, async_table]
 

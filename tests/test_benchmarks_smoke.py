@@ -153,3 +153,47 @@ def test_quick_command_writes_only_when_asked(tmp_path: Path, capsys: pytest.Cap
     assert "## 1. Sync circuit breaker" in text
     assert "## 3. " not in text
     assert "# Benchmarks" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_interleaved_table_calls_every_row_equally_and_pairs_its_repeats(mode: str) -> None:
+    calls: list[str] = []
+
+    def counting(name: str) -> Callable[[], Any]:
+        def op() -> int:
+            calls.append(name)
+            return 1
+
+        async def aop() -> int:
+            return op()
+
+        return op if mode == "sync" else aop
+
+    table = _harness.Table(
+        key="t",
+        group="g",
+        title="t",
+        description="",
+        mode=mode,  # type: ignore[arg-type]
+        target=lambda: 1,
+        make_op=lambda fn: counting("a"),
+        bare=counting("bare"),
+        bare_label="bare",
+        verify=lambda result: None,
+        contenders=(_harness.Contender("a", "", "buttress", lambda fn: fn),),
+        interleave=True,
+    )
+    result = _harness.run_table(table, TINY)
+    (row,) = result.rows
+    assert row.loops == result.bare.loops >= 1
+    assert len(row.samples_ns) == len(result.bare.samples_ns) == TINY.repeats
+    timed = calls[-2 * TINY.repeats * row.loops :]
+    rounds = [tuple(timed[i : i + 2]) for i in range(0, len(timed), 2)]
+    assert set(rounds) <= {("bare", "a"), ("a", "bare")}  # every round calls each row once
+    assert ("a", "bare") in rounds or row.loops == 1  # and the order rotates
+    assert "call by call" in "\n".join(_render.render_table(result))
+    # the paired ratio is the median of per-repeat ratios, not best over best
+    row.samples_ns[:] = [2.0, 30.0, 4.0]
+    result.bare.samples_ns[:] = [1.0, 10.0, 1.0]
+    assert result.paired_ratio(row) == 3.0
+    assert result.ratio(row) == 2.0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections import deque
 from collections.abc import Callable
 from contextvars import Token
 from datetime import timedelta
@@ -17,91 +16,15 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import TimeoutError
 from buttress.events import TimeoutExpired
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink, invoke_async, invoke_sync
+from buttress.resilience._timers import FIRED as _FIRED
+from buttress.resilience._timers import Timers as _Timers
+from buttress.resilience._timers import current_task as _current_task
 from buttress.resilience.deadline import Deadline, _current, current_get
 
 __all__ = ["SyncMode", "Timeout"]
 
 SyncMode = Literal["thread", "cooperative"]
 """How a :class:`Timeout` bounds a sync function; see :class:`Timeout`."""
-
-# An entry is a list [deadline, task or None once finished, fired]: cheaper than an object. An
-# entry that could not join the sorted deque carries its own loop timer as a fourth item.
-_DEADLINE, _TASK, _FIRED, _HANDLE = 0, 1, 2, 3
-
-try:  # Python 3.12+: a C function
-    from _asyncio import current_task as _current_task  # type: ignore[attr-defined]
-except ImportError:  # Python 3.11: asyncio.current_task is a Python wrapper around this dict
-    from asyncio.tasks import _current_tasks  # type: ignore[attr-defined]
-
-    _current_task = _current_tasks.get
-
-
-class _Timers:
-    """The deadlines one Timeout policy has set on one event loop, in the order they were set.
-
-    A policy's timeout is constant and time is monotonic, so deadlines arrive in order and a
-    deque is already sorted: one loop timer, armed for the earliest live deadline, serves every
-    call. A call that finishes only marks its entry, so the common case costs a list and an
-    append instead of a loop timer per call (``asyncio.timeout`` costs ~4 µs here). A timeout
-    shrunk by a :class:`~buttress.resilience.Deadline` can end before deadlines already queued;
-    such an entry gets a loop timer of its own instead (the rare, slower path).
-    """
-
-    __slots__ = ("armed", "last", "loop", "now", "pending")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, now: Callable[[], float]) -> None:
-        self.loop = loop
-        self.now = now
-        self.pending: deque[list[Any]] = deque()
-        self.armed = False
-        self.last = -float("inf")  # the latest deadline appended: the deque is sorted up to it
-
-    def add(self, deadline: float, task: asyncio.Task[Any]) -> list[Any]:
-        entry = [deadline, task, False]
-        if deadline < self.last:
-            entry.append(self.loop.call_later(max(0.0, deadline - self.now()), self._fire_one, entry))
-            return entry
-        self.last = deadline
-        self.pending.append(entry)
-        if not self.armed:
-            self._arm(deadline)
-        return entry
-
-    def done(self, entry: list[Any]) -> None:
-        entry[_TASK] = None
-        if len(entry) > _HANDLE:
-            entry[_HANDLE].cancel()
-            return
-        pending = self.pending
-        while pending and pending[0][_TASK] is None:
-            pending.popleft()
-
-    @staticmethod
-    def _fire_one(entry: list[Any]) -> None:
-        task = entry[_TASK]
-        if task is not None:
-            entry[_FIRED] = True
-            task.cancel()
-
-    def _arm(self, deadline: float) -> None:
-        self.armed = True
-        self.loop.call_later(max(0.0, deadline - self.now()), self._fire)
-
-    def _fire(self) -> None:
-        self.armed = False
-        now = self.now()
-        pending = self.pending
-        while pending:
-            entry = pending[0]
-            task = entry[_TASK]
-            if task is not None and entry[_DEADLINE] > now:
-                break
-            pending.popleft()
-            if task is not None:
-                entry[_FIRED] = True
-                task.cancel()
-        if pending:
-            self._arm(pending[0][_DEADLINE])
 
 
 class Timeout(Policy):

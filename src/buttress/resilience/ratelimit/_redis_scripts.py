@@ -12,7 +12,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from buttress._validation import Problems
 from buttress.resilience.ratelimit._rules import (
@@ -25,7 +25,7 @@ from buttress.resilience.ratelimit._rules import (
     TokenBucket,
 )
 
-__all__ = ["OnError", "Plan", "Script", "load_script", "plan_for", "validate_fault_options"]
+__all__ = ["OnError", "Plan", "Script", "load_script", "plan_for", "rule_script", "validate_fault_options"]
 
 OnError = Literal["fail_open", "fail_closed", "local"]
 """What a Redis-backed policy does while Redis is unreachable or slower than its timeout."""
@@ -55,26 +55,50 @@ def load_script(package: str, name: str) -> Script:
     return found
 
 
-def _script(name: str) -> Script:
-    return load_script("buttress.resilience.ratelimit", name)
+def rule_script(name: str, constants: tuple[tuple[str, float | int], ...]) -> Script:
+    """The rule script ``lua/<name>.lua`` with the rule's constants as its first line.
+
+    ``rule_script("fixed_window", (("limit", 100), ("window", 60.0)))`` starts with
+    ``local limit, window = 100, 60.0``: a literal costs the script nothing per call, where an
+    ``ARGV`` entry costs a ``tonumber`` on the server and an argument to send and parse. Each
+    distinct rule is one script in the server's cache (a service has a handful).
+    """
+    key = (name, repr(constants))
+    found = _rule_cache.get(key)
+    if found is None:
+        body = load_script("buttress.resilience.ratelimit", name).source
+        names = ", ".join(n for n, _ in constants)
+        # repr() of an int or a finite float is a Lua literal that reads back exactly
+        values = ", ".join(repr(v) for _, v in constants)
+        source = f"local {names} = {values}\n{body}"
+        found = Script(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
+        _rule_cache[key] = found
+    return found
+
+
+_rule_cache: dict[tuple[str, str], Script] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How one rule becomes one ``EVALSHA``: the script, the key names and the fixed arguments
-    (``params``, already encoded).
+    """How one rule becomes one ``EVALSHA``: the script (with the rule's constants in it) and
+    the key names.
 
-    The call is ``EVALSHA sha nkeys key... now cost *params`` where ``now`` is ``""`` (the
-    script reads the server's ``TIME``) except in tests that pin the time.
+    The call is ``EVALSHA sha nkeys key... cost`` (the script reads the server's ``TIME``);
+    the concurrency script takes ``cost "" lease_id...``. Tests pin the time by passing it as
+    the second argument.
     """
 
     script: Script
     kind: str
-    params: tuple[bytes, ...]
     extra_keys: tuple[str, ...]
     limit: int
     policy: str
     name: str
+    leases: bool
+    """Whether an admission takes lease ids (the concurrency rule)."""
+    head: tuple[str | int, ...]
+    """``("EVALSHA", sha, nkeys)``."""
 
     def keys(self, prefix: str, key: str) -> tuple[str, ...]:
         """The Redis keys of one limited key; all share the hash tag ``{name:key}``.
@@ -87,6 +111,15 @@ class Plan:
             return (base, *(base + suffix for suffix in self.extra_keys))
         return (base,)
 
+    def command(self, prefix: str, key: str, cost: int, ids: tuple[str, ...] = ()) -> tuple[Any, ...]:
+        """The whole ``EVALSHA`` command of one decision on the server's clock."""
+        base = f"{prefix}{{{self.name}:{key}}}:{self.kind}"
+        if self.leases:
+            return (*self.head, base, cost, "", *ids)
+        if self.extra_keys:
+            return (*self.head, base, *(base + s for s in self.extra_keys), cost)
+        return (*self.head, base, cost)
+
 
 def plan_for(rule: Rule) -> Plan:
     """The plan for ``rule``.
@@ -94,26 +127,32 @@ def plan_for(rule: Rule) -> Plan:
     Raises:
         TypeError: if ``rule`` is not a rate-limit rule.
     """
-    params: tuple[float | int, ...]
+    constants: tuple[tuple[str, float | int], ...]
     if isinstance(rule, TokenBucket):
-        script, kind, params = "token_bucket", "tb", (float(rule.rate), float(rule.burst))
+        script, kind = "token_bucket", "tb"
+        constants = (("rate", float(rule.rate)), ("burst", float(rule.burst)))
     elif isinstance(rule, GCRA):
         interval = rule.emission_interval
-        script, kind, params = "gcra", "gcra", (interval, interval * rule.capacity, rule.capacity)
+        script, kind = "gcra", "gcra"
+        constants = (("T", interval), ("tau", interval * rule.capacity), ("burst", rule.capacity))
     elif isinstance(rule, FixedWindow):
-        script, kind, params = "fixed_window", "fw", (rule.limit, float(rule.window))
+        script, kind = "fixed_window", "fw"
+        constants = (("limit", rule.limit), ("window", float(rule.window)))
     elif isinstance(rule, SlidingWindowLog):
-        script, kind, params = "sliding_log", "swl", (rule.limit, float(rule.window))
+        script, kind = "sliding_log", "swl"
+        constants = (("limit", rule.limit), ("window", float(rule.window)))
     elif isinstance(rule, SlidingWindowCounter):
-        script, kind, params = "sliding_counter", "swc", (rule.limit, float(rule.window))
+        script, kind = "sliding_counter", "swc"
+        constants = (("limit", rule.limit), ("window", float(rule.window)))
     elif isinstance(rule, Concurrency):
-        script, kind, params = "concurrency_acquire", "cc", (rule.limit, float(rule.lease))
+        script, kind = "concurrency_acquire", "cc"
+        constants = (("limit", rule.limit), ("lease", float(rule.lease)))
     else:
         raise TypeError(f"not a rate-limit rule: {rule!r}")
     extra = (":seq",) if kind == "swl" else ()
-    # encoded once: redis-py passes bytes through, where it would format numbers on every call
-    encoded = tuple(repr(v).encode() for v in params)
-    return Plan(_script(script), kind, encoded, extra, rule.capacity, rule.policy_header(), rule.name)
+    found = rule_script(script, constants)
+    head = ("EVALSHA", found.sha, 1 + len(extra))
+    return Plan(found, kind, extra, rule.capacity, rule.policy_header(), rule.name, kind == "cc", head)
 
 
 def validate_fault_options(owner: str, on_error: object, timeout: object, retry_interval: object) -> None:

@@ -22,8 +22,9 @@ import asyncio
 import importlib.util
 import itertools
 import logging
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import redis
@@ -35,6 +36,7 @@ from redis.retry import Retry
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import ButtressError
 from buttress.events import EventPublisher
+from buttress.resilience._timers import FIRED, Timers, current_task
 from buttress.resilience.ratelimit._decision import Decision, make_decision
 from buttress.resilience.ratelimit._events import RedisRecovered, RedisUnavailable
 from buttress.resilience.ratelimit._memory import MemoryLimiter
@@ -58,9 +60,12 @@ __all__ = [
 ]
 
 _log = logging.getLogger("buttress.ratelimit")
-_FAULTS = (RedisError, OSError)
+_FAULTS = (RedisError, OSError)  # OSError includes TimeoutError, raised by _bounded
 _HAS_DRIVER_INFO = importlib.util.find_spec("redis.driver_info") is not None
 _RELEASE = load_script("buttress.resilience.ratelimit", "concurrency_release")
+# The decision bound is real time on real I/O, so not the injected clock (a fake one may jump);
+# the timers only use differences of it, as delays for the loop.
+_loop_clock = time.monotonic
 
 
 class LimiterUnavailableError(ButtressError):
@@ -143,6 +148,8 @@ class _RedisLimiterBase:
         "_owns_client",
         "_plan",
         "_prefixes",
+        "_routed",
+        "_timers",
         "clock",
         "events",
         "name",
@@ -157,7 +164,7 @@ class _RedisLimiterBase:
     """The default rule."""
 
     # Whether the client's own socket timeouts must bound reads and writes (sync code has
-    # nothing else); the asyncio limiter bounds each decision with asyncio.timeout instead.
+    # nothing else); the asyncio limiter bounds each decision on the event loop instead.
     _BOUND_IO = True
 
     def __init__(
@@ -182,6 +189,7 @@ class _RedisLimiterBase:
         self._exact = {k: plan_for(r) for k, r in patterns.items() if not k.endswith("*")}
         prefixes = [(k[:-1], plan_for(r)) for k, r in patterns.items() if k.endswith("*")]
         self._prefixes = tuple(sorted(prefixes, key=lambda item: len(item[0]), reverse=True))
+        self._routed = bool(self._exact or self._prefixes)
         self.rule = rule
         self.prefix = prefix
         self.on_error = on_error
@@ -198,6 +206,8 @@ class _RedisLimiterBase:
         self._leases: dict[str, list[str | None]] = {}
         self._lease_counter = itertools.count()
         self._lease_prefix = uuid.uuid4().hex[:16]
+        # the asyncio limiter's shared deadline timer, made on first use on a loop
+        self._timers: Timers | None = None
 
     @property
     def available(self) -> bool:
@@ -205,17 +215,16 @@ class _RedisLimiterBase:
         return self._health.down_since is None
 
     def _plan_for(self, key: str) -> Plan:
-        if self._exact or self._prefixes:
-            plan = self._exact.get(key)
-            if plan is not None:
+        plan = self._exact.get(key)
+        if plan is not None:
+            return plan
+        for start, plan in self._prefixes:
+            if key.startswith(start):
                 return plan
-            for start, plan in self._prefixes:
-                if key.startswith(start):
-                    return plan
         return self._plan
 
     def _lease_ids(self, plan: Plan, cost: int) -> tuple[str, ...]:
-        if plan.kind != "cc" or cost > plan.limit:
+        if cost > plan.limit:
             return ()
         counter = self._lease_counter
         prefix = self._lease_prefix
@@ -225,7 +234,7 @@ class _RedisLimiterBase:
         # one string 'allowed remaining retry_after reset_after' (bytes, or str when the client
         # decodes): one bulk reply costs redis-py's parser far less than a four-item array
         flag, remaining, retry_after, reset_after = raw.split()
-        allowed = int(flag) == 1
+        allowed = flag == b"1" or flag == "1"
         if ids and allowed:
             self._leases.setdefault(key, []).extend(ids)
         if self._health.down_since is not None:
@@ -351,20 +360,16 @@ class RedisLimiter(_RedisLimiterBase):
         health = self._health
         if health.down_since is not None and self._now() < health.retry_at:
             return self._fault(key, cost, None)
-        plan = self._plan_for(key)
-        keys = plan.keys(self.prefix, key)
-        ids = self._lease_ids(plan, cost)
+        plan = self._plan_for(key) if self._routed else self._plan
+        ids = self._lease_ids(plan, cost) if plan.leases else ()
+        command = plan.command(self.prefix, key, cost, ids)
         client = self._client
         try:
             try:
-                raw = client.execute_command(
-                    "EVALSHA", plan.script.sha, len(keys), *keys, "", cost, *plan.params, *ids
-                )
+                raw = client.execute_command(*command)
             except NoScriptError:
                 client.script_load(plan.script.source)
-                raw = client.execute_command(
-                    "EVALSHA", plan.script.sha, len(keys), *keys, "", cost, *plan.params, *ids
-                )
+                raw = client.execute_command(*command)
         except _FAULTS as exc:
             return self._fault(key, cost, exc)
         return self._decision(plan, raw, key, ids)
@@ -406,7 +411,7 @@ class AsyncRedisLimiter(_RedisLimiterBase):
     """A limiter on Redis for asyncio code, with a ``redis.asyncio.Redis`` client.
 
     The same arguments and behaviour as :class:`RedisLimiter`; each decision is bounded by
-    ``timeout`` with :func:`asyncio.timeout` as well, whatever the client's configuration. After
+    ``timeout`` on the event loop as well, whatever the client's configuration. After
     a server restart the asyncio pool's idle connections are stale: the limiter drops them and
     retries once, within the same timeout, so a restart is not mistaken for an outage.
 
@@ -427,17 +432,18 @@ class AsyncRedisLimiter(_RedisLimiterBase):
         """
         raise TypeError("AsyncRedisLimiter decides with atry_acquire(); use RedisLimiter in sync code")
 
-    async def _evalsha(self, sha: str, source: str, *args: Any) -> Any:
+    async def _execute(self, source: str, command: tuple[Any, ...]) -> Any:
+        """``command`` (an ``EVALSHA`` of ``source``), loading the script on ``NOSCRIPT``."""
         client = self._client
         try:
-            return await client.execute_command("EVALSHA", sha, *args)
+            return await client.execute_command(*command)
         except NoScriptError:
             await client.script_load(source)
         except redis.ConnectionError:
             # a stale pooled connection (the server restarted): drop the idle ones, try once more
             if self._owns_client:
                 await client.connection_pool.disconnect(inuse_connections=False)
-        return await client.execute_command("EVALSHA", sha, *args)
+        return await client.execute_command(*command)
 
     async def atry_acquire(self, key: str = "", cost: int = 1) -> Decision:
         """Admit (and consume) ``cost`` units for ``key`` now, or refuse; one ``EVALSHA``.
@@ -451,18 +457,43 @@ class AsyncRedisLimiter(_RedisLimiterBase):
         health = self._health
         if health.down_since is not None and self._now() < health.retry_at:
             return self._fault(key, cost, None)
-        plan = self._plan_for(key)
-        keys = plan.keys(self.prefix, key)
-        ids = self._lease_ids(plan, cost)
-        script = plan.script
+        plan = self._plan_for(key) if self._routed else self._plan
+        ids = self._lease_ids(plan, cost) if plan.leases else ()
+        command = plan.command(self.prefix, key, cost, ids)
         try:
-            async with asyncio.timeout(self.timeout):
-                raw = await self._evalsha(
-                    script.sha, script.source, len(keys), *keys, "", cost, *plan.params, *ids
-                )
-        except (*_FAULTS, TimeoutError) as exc:
+            raw = await self._bounded(self._execute(plan.script.source, command))
+        except _FAULTS as exc:
             return self._fault(key, cost, exc)
         return self._decision(plan, raw, key, ids)
+
+    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """Await ``call`` for at most ``timeout`` seconds, else raise :class:`TimeoutError`.
+
+        One shared loop timer serves every decision of the limiter on a loop (see
+        :mod:`buttress.resilience._timers`), where ``asyncio.timeout`` would arm one per call.
+        """
+        loop = asyncio.get_running_loop()
+        task = current_task(loop)
+        if task is None:  # pragma: no cover - a coroutine driven by hand, outside any task
+            call.close()
+            raise RuntimeError("AsyncRedisLimiter must be awaited inside an asyncio task")
+        timers = self._timers
+        if timers is None or timers.loop is not loop:
+            timers = self._timers = Timers(loop, _loop_clock)
+        cancelling = task.cancelling()
+        entry = timers.add(_loop_clock() + self.timeout, task)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            # ours only if our timer fired and nobody else asked to cancel the task meanwhile
+            if entry[FIRED] and task.uncancel() <= cancelling:
+                entry[FIRED] = False
+                raise TimeoutError(f"Redis did not answer within {self.timeout:g}s") from None
+            raise
+        finally:
+            if entry[FIRED]:  # fired as the call completed: take our cancel request back
+                task.uncancel()
+            timers.done(entry)
 
     def release(self, key: str = "", cost: int = 1) -> None:
         """Not available: use :meth:`arelease`.
@@ -483,9 +514,8 @@ class AsyncRedisLimiter(_RedisLimiterBase):
             return
         keys = self._plan_for(key).keys(self.prefix, key)
         try:
-            async with asyncio.timeout(self.timeout):
-                await self._evalsha(_RELEASE.sha, _RELEASE.source, 1, keys[0], *ids)
-        except (*_FAULTS, TimeoutError) as exc:
+            await self._bounded(self._execute(_RELEASE.source, ("EVALSHA", _RELEASE.sha, 1, keys[0], *ids)))
+        except _FAULTS as exc:
             self._release_fault(exc)
 
     async def aclose(self) -> None:

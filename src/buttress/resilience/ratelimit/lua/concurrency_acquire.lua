@@ -1,16 +1,15 @@
 -- Concurrency: take `cost` leases if they fit; expired leases (crashed holders) are purged first.
 -- KEYS[1] sorted set of lease ids scored by expiry time
--- ARGV: now ('' = server TIME), cost, limit, lease seconds, lease id 1 .. lease id cost
-local now = tonumber(ARGV[1])
+-- ARGV: cost, now ('' = server TIME), lease id 1 .. lease id cost
+-- The rule's constants (limit, lease (seconds)) are locals that plan_for() prepends.
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local lease = tonumber(ARGV[4])
+local cost = tonumber(ARGV[1])
 local key = KEYS[1]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now))
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 local n = redis.call('ZCARD', key)
 local allowed = 0
 local retry_after = 0
@@ -25,7 +24,7 @@ elseif n + cost <= limit then
     local stop = math.min(cost, i + 999)
     for j = i, stop do
       args[#args + 1] = expiry
-      args[#args + 1] = ARGV[4 + j]
+      args[#args + 1] = ARGV[2 + j]
     end
     redis.call('ZADD', key, unpack(args))
     i = stop + 1
@@ -33,4 +32,4 @@ elseif n + cost <= limit then
   redis.call('PEXPIRE', key, math.ceil(lease * 1000) + 1000)
   n = n + cost
 end
-return string.format('%d %d %s %s', allowed, limit - n, string.format('%.17g', retry_after), '0')
+return string.format('%d %d %.17g 0', allowed, limit - n, retry_after)

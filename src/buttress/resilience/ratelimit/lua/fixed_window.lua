@@ -1,32 +1,37 @@
 -- Fixed window: one decision, atomically, on the server's clock.
--- KEYS[1] hash {w = window index, c = units admitted in it}
--- ARGV: now ('' = server TIME), cost, limit, window
-local now = tonumber(ARGV[1])
+-- KEYS[1] hash: field = window index w, value = units admitted in that window. The key expires
+-- when the current window ends; a window's first admission drops any older field (one can
+-- outlive its window by the millisecond the expiry is rounded up to).
+-- ARGV: cost[, now] (no now = server TIME; tests pin the time)
+-- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
+-- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
+-- Admission is one HINCRBY (a refusal undoes it), so the hot path is TIME + HINCRBY; Redis
+-- passes the number w to a command as its digits (w is integral).
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
+local cost = tonumber(ARGV[1])
 local key = KEYS[1]
 local w = math.floor(now / window)
-local state = redis.call('HMGET', key, 'w', 'c')
-local count = 0
-if state[1] and tonumber(state[1]) == w then count = tonumber(state[2]) end
 local reset_after = (w + 1) * window - now
 if cost > limit then
-  return string.format('%d %d %s %s', 0, limit - count, 'inf', string.format('%.17g', reset_after))
+  local count = tonumber(redis.call('HGET', key, w) or 0)
+  return string.format('0 %d inf %.17g', limit - count, reset_after)
 end
-if count + cost > limit then
-  local reset = string.format('%.17g', reset_after)
-  return string.format('%d %d %s %s', 0, limit - count, reset, reset)
+local count = redis.call('HINCRBY', key, w, cost)
+if count > limit then
+  count = redis.call('HINCRBY', key, w, -cost)
+  return string.format('0 %d %.17g %.17g', limit - count, reset_after, reset_after)
 end
-if count == 0 then
-  -- a window starts: the key ends with it (HINCRBY later keeps the TTL)
-  redis.call('HSET', key, 'w', string.format('%.17g', w), 'c', cost)
-  redis.call('PEXPIRE', key, math.ceil(reset_after * 1000) + 1000)
-else
-  redis.call('HINCRBY', key, 'c', cost)
+if count == cost then
+  -- the window's first admission: the key lives until the window ends, with this field only
+  if redis.call('HLEN', key) > 1 then
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if tonumber(field) ~= w then redis.call('HDEL', key, field) end
+    end
+  end
+  redis.call('PEXPIRE', key, math.ceil(reset_after * 1000) + 1)
 end
-return string.format('%d %d %s %s', 1, limit - count - cost, '0', string.format('%.17g', reset_after))
+return string.format('1 %d 0 %.17g', limit - count, reset_after)

@@ -1,15 +1,13 @@
 -- GCRA: one decision, atomically, on the server's clock.
 -- KEYS[1] string: the theoretical arrival time (TAT)
--- ARGV: now ('' = server TIME), cost, emission interval T, tau (= T * burst), burst
-local now = tonumber(ARGV[1])
+-- ARGV: cost[, now] (no now = server TIME; tests pin the time)
+-- The rule's constants (T (emission interval), tau (= T * burst), burst) are locals that plan_for() prepends.
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local T = tonumber(ARGV[3])
-local tau = tonumber(ARGV[4])
-local burst = tonumber(ARGV[5])
+local cost = tonumber(ARGV[1])
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local tat = tonumber(redis.call('GET', key) or now)
@@ -21,7 +19,7 @@ local tat_after = base
 if new_tat - now <= tau + TOLERANCE then
   allowed = 1
   tat_after = new_tat
-  redis.call('SET', key, string.format('%.17g', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+  redis.call('SET', key, new_tat, 'PX', math.ceil((new_tat - now) * 1000) + 1000)
 elseif cost > burst then
   retry_after = math.huge
 else
@@ -31,4 +29,4 @@ local remaining = math.floor((tau - (tat_after - now)) / T + TOLERANCE)
 if remaining < 0 then remaining = 0 end
 local reset_after = tat_after - now
 if reset_after < 0 then reset_after = 0 end
-return string.format('%d %d %s %s', allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after))
+return string.format('%d %d %.17g %.17g', allowed, remaining, retry_after, reset_after)

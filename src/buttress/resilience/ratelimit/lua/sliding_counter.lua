@@ -1,31 +1,23 @@
 -- Sliding window counter (approximate): one decision, atomically, on the server's clock.
--- KEYS[1] hash {w = current window index, c = its count, p = the previous window's count}
--- ARGV: now ('' = server TIME), cost, limit, window
-local now = tonumber(ARGV[1])
+-- KEYS[1] hash: field = window index w, value = units admitted in that window. The key expires
+-- when the window after the current one ends; the first admission of a window drops any field
+-- older than the previous window's, so the hash holds at most two fields.
+-- ARGV: cost[, now] (no now = server TIME; tests pin the time)
+-- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
+-- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
+-- Redis passes the numbers w - 1 and w to a command as their digits (w is integral).
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
+local cost = tonumber(ARGV[1])
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local w = math.floor(now / window)
-local state = redis.call('HMGET', key, 'w', 'c', 'p')
-local cur = 0
-local prev = 0
-local same_window = false
-if state[1] then
-  local stored = tonumber(state[1])
-  if stored == w then
-    same_window = true
-    cur = tonumber(state[2])
-    prev = tonumber(state[3])
-  elseif stored == w - 1 then
-    prev = tonumber(state[2])
-  end
-end
+local state = redis.call('HMGET', key, w - 1, w)
+local prev = tonumber(state[1]) or 0
+local cur = tonumber(state[2]) or 0
 local start = w * window
 local estimate = prev * (1 - (now - start) / window) + cur
 local allowed = 0
@@ -37,9 +29,17 @@ if estimate + cost <= limit + TOLERANCE then
   cur = cur + cost
   remaining = math.floor(limit - estimate - cost + TOLERANCE)
   reset_after = start + 2 * window - now
-  redis.call('HSET', key, 'w', string.format('%.17g', w), 'c', cur, 'p', prev)
-  -- HSET keeps a key's TTL, set when the window started: (w + 2) * window does not move within it
-  if not same_window then redis.call('PEXPIRE', key, math.ceil(reset_after * 1000) + 1000) end
+  redis.call('HINCRBY', key, w, cost)
+  if cur == cost then
+    -- the window's first admission: (w + 2) * window, the key's end, does not move within it
+    if redis.call('HLEN', key) > 2 then
+      for _, field in ipairs(redis.call('HKEYS', key)) do
+        local n = tonumber(field)
+        if n ~= w and n ~= w - 1 then redis.call('HDEL', key, field) end
+      end
+    end
+    redis.call('PEXPIRE', key, math.ceil(reset_after * 1000) + 1)
+  end
 else
   remaining = math.floor(limit - estimate + TOLERANCE)
   if prev > 0 or cur > 0 then reset_after = start + 2 * window - now end
@@ -63,4 +63,4 @@ else
   end
 end
 if remaining < 0 then remaining = 0 end
-return string.format('%d %d %s %s', allowed, remaining, string.format('%.17g', retry_after), string.format('%.17g', reset_after))
+return string.format('%d %d %.17g %.17g', allowed, remaining, retry_after, reset_after)

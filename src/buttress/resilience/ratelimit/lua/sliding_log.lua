@@ -1,19 +1,18 @@
 -- Sliding window log (exact): one decision, atomically, on the server's clock.
 -- KEYS[1] sorted set: one member per admitted unit, scored by its time
 -- KEYS[2] counter making members unique (same hash tag, so the same cluster slot)
--- ARGV: now ('' = server TIME), cost, limit, window
-local now = tonumber(ARGV[1])
+-- ARGV: cost[, now] (no now = server TIME; tests pin the time)
+-- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
+local cost = tonumber(ARGV[1])
 local key = KEYS[1]
 local fmt = '%.17g'
 -- the window is (now - window, now]
-redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format(fmt, now - window))
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local n = redis.call('ZCARD', key)
 local allowed = 0
 local retry_after = 0
@@ -51,4 +50,4 @@ if allowed == 0 then
     reset_after = tonumber(newest[2]) + window - now
   end
 end
-return string.format('%d %d %s %s', allowed, limit - n, string.format(fmt, retry_after), string.format(fmt, reset_after))
+return string.format('%d %d %.17g %.17g', allowed, limit - n, retry_after, reset_after)

@@ -1,15 +1,14 @@
 -- Token bucket: one decision, atomically, on the server's clock.
 -- KEYS[1] hash {tk = tokens, ts = time of tk}
--- ARGV: now ('' = server TIME), cost, rate, burst
+-- ARGV: cost[, now] (no now = server TIME; tests pin the time)
+-- The rule's constants (rate (tokens per second), burst) are locals that plan_for() prepends.
 -- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
-local now = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  now = t[1] + t[2] / 1000000
 end
-local cost = tonumber(ARGV[2])
-local rate = tonumber(ARGV[3])
-local burst = tonumber(ARGV[4])
+local cost = tonumber(ARGV[1])
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local state = redis.call('HMGET', key, 'tk', 'ts')
@@ -31,8 +30,8 @@ else
   retry_after = (cost - tokens) / rate
 end
 -- a refusal stores the refilled bucket too, so both backends round alike
-redis.call('HSET', key, 'tk', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+redis.call('HSET', key, 'tk', tokens, 'ts', now)
 -- once full again the key is indistinguishable from a missing one
 redis.call('PEXPIRE', key, math.ceil((burst - tokens) / rate * 1000) + 1000)
-return string.format('%d %d %s %s', allowed, math.floor(tokens + TOLERANCE), string.format('%.17g', retry_after),
-        string.format('%.17g', (burst - tokens) / rate))
+return string.format('%d %d %.17g %.17g', allowed, math.floor(tokens + TOLERANCE), retry_after,
+  (burst - tokens) / rate)
