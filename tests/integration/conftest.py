@@ -1,4 +1,4 @@
-"""Fixtures of the Redis breaker-store tests (the same servers as the rate-limiter tests)."""
+"""Fixtures of the Redis integration tests: throwaway servers and a throwaway cluster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.ratelimit._servers import Throwaway, cluster, throwaway
+from tests.integration._servers import Throwaway, cluster, throwaway
 
 
 @pytest.fixture
