@@ -55,8 +55,21 @@ def load_script(package: str, name: str) -> Script:
     return found
 
 
+# What every rule script starts with: the cost, the time (the server's unless a test pins it
+# with a second argument) and the rule's constants, spliced in as Lua literals.
+_PRELUDE = """local {names} = {values}
+local cost = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+if not now then
+  local t = redis.call('TIME')
+  now = t[1] + t[2] / 1000000
+end
+"""
+
+
 def rule_script(name: str, constants: tuple[tuple[str, float | int], ...]) -> Script:
-    """The rule script ``lua/<name>.lua`` with the rule's constants as its first line.
+    """The rule script ``lua/<name>.lua`` after a prelude that sets ``cost``, ``now`` and the
+    rule's constants.
 
     ``rule_script("fixed_window", (("limit", 100), ("window", 60.0)))`` starts with
     ``local limit, window = 100, 60.0``: a literal costs the script nothing per call, where an
@@ -67,10 +80,11 @@ def rule_script(name: str, constants: tuple[tuple[str, float | int], ...]) -> Sc
     found = _rule_cache.get(key)
     if found is None:
         body = load_script("buttress.resilience.ratelimit", name).source
-        names = ", ".join(n for n, _ in constants)
         # repr() of an int or a finite float is a Lua literal that reads back exactly
-        values = ", ".join(repr(v) for _, v in constants)
-        source = f"local {names} = {values}\n{body}"
+        prelude = _PRELUDE.format(
+            names=", ".join(n for n, _ in constants), values=", ".join(repr(v) for _, v in constants)
+        )
+        source = prelude + body
         found = Script(name, source, hashlib.sha1(source.encode("utf-8")).hexdigest())
         _rule_cache[key] = found
     return found

@@ -167,7 +167,34 @@ class GCRA:
 
 
 @dataclass(frozen=True, slots=True)
-class FixedWindow:
+class _WindowRule:
+    """The fields and checks the three window rules share (not a rule by itself)."""
+
+    limit: int
+    window: float
+    name: str = "default"
+    _policy: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        p = Problems(type(self).__name__)
+        p.int_at_least("limit", self.limit, 1)
+        p.positive("window", self.window, allow_inf=False)
+        _check_name(p, self.name)
+        p.raise_if_any()
+        _set_policy(self, self.limit, self.window)
+
+    @property
+    def capacity(self) -> int:
+        """``limit`` (``Decision.limit``)."""
+        return self.limit
+
+    def policy_header(self) -> str:
+        """This rule as an IETF ``RateLimit-Policy`` item."""
+        return self._policy
+
+
+@dataclass(frozen=True, slots=True)
+class FixedWindow(_WindowRule):
     """At most ``limit`` units per aligned window of ``window`` seconds.
 
     The cheapest rule; allows up to ``2 * limit`` across a window boundary.
@@ -181,26 +208,9 @@ class FixedWindow:
         ConfigurationError: listing every invalid argument.
     """
 
-    limit: int
-    window: float
-    name: str = "default"
-    _policy: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _check_window(self, "FixedWindow")
-
-    @property
-    def capacity(self) -> int:
-        """``limit`` (``Decision.limit``)."""
-        return self.limit
-
-    def policy_header(self) -> str:
-        """This rule as an IETF ``RateLimit-Policy`` item."""
-        return self._policy
-
 
 @dataclass(frozen=True, slots=True)
-class SlidingWindowLog:
+class SlidingWindowLog(_WindowRule):
     """Exactly at most ``limit`` units in any ``window`` seconds (a log of timestamps).
 
     Exact, at the price of memory proportional to ``limit`` per key.
@@ -214,26 +224,9 @@ class SlidingWindowLog:
         ConfigurationError: listing every invalid argument.
     """
 
-    limit: int
-    window: float
-    name: str = "default"
-    _policy: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _check_window(self, "SlidingWindowLog")
-
-    @property
-    def capacity(self) -> int:
-        """``limit`` (``Decision.limit``)."""
-        return self.limit
-
-    def policy_header(self) -> str:
-        """This rule as an IETF ``RateLimit-Policy`` item."""
-        return self._policy
-
 
 @dataclass(frozen=True, slots=True)
-class SlidingWindowCounter:
+class SlidingWindowCounter(_WindowRule):
     """About ``limit`` units per sliding ``window``, estimated from two fixed-window counters.
 
     Two integers of state per key; the estimate weights the previous window by how much of it
@@ -247,23 +240,6 @@ class SlidingWindowCounter:
     Raises:
         ConfigurationError: listing every invalid argument.
     """
-
-    limit: int
-    window: float
-    name: str = "default"
-    _policy: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _check_window(self, "SlidingWindowCounter")
-
-    @property
-    def capacity(self) -> int:
-        """``limit`` (``Decision.limit``)."""
-        return self.limit
-
-    def policy_header(self) -> str:
-        """This rule as an IETF ``RateLimit-Policy`` item."""
-        return self._policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,15 +277,6 @@ class Concurrency:
     def policy_header(self) -> str:
         """This rule as an IETF ``RateLimit-Policy`` item (no window: it limits concurrency)."""
         return self._policy
-
-
-def _check_window(rule: FixedWindow | SlidingWindowLog | SlidingWindowCounter, owner: str) -> None:
-    p = Problems(owner)
-    p.int_at_least("limit", rule.limit, 1)
-    p.positive("window", rule.window, allow_inf=False)
-    _check_name(p, rule.name)
-    p.raise_if_any()
-    _set_policy(rule, rule.limit, rule.window)
 
 
 Rule = TokenBucket | GCRA | FixedWindow | SlidingWindowLog | SlidingWindowCounter | Concurrency

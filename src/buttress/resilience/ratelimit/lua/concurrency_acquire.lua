@@ -1,13 +1,8 @@
 -- Concurrency: take `cost` leases if they fit; expired leases (crashed holders) are purged first.
 -- KEYS[1] sorted set of lease ids scored by expiry time
 -- ARGV: cost, now ('' = server TIME), lease id 1 .. lease id cost
--- The rule's constants (limit, lease (seconds)) are locals that plan_for() prepends.
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (limit, lease (seconds)).
 local key = KEYS[1]
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
 local n = redis.call('ZCARD', key)

@@ -2,17 +2,12 @@
 -- KEYS[1] hash: field = window index w, value = units admitted in that window. The key expires
 -- when the current window ends; a window's first admission drops any older field (one can
 -- outlive its window by the millisecond the expiry is rounded up to).
--- ARGV: cost[, now] (no now = server TIME; tests pin the time)
--- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
+-- ARGV: cost[, now]
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (limit, window (seconds)).
 -- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
 -- Admission is one HINCRBY (a refusal undoes it), so the hot path is TIME + HINCRBY; Redis
 -- passes the number w to a command as its digits (w is integral).
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
 local key = KEYS[1]
 local w = math.floor(now / window)
 local reset_after = (w + 1) * window - now

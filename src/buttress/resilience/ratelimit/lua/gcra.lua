@@ -1,13 +1,8 @@
 -- GCRA: one decision, atomically, on the server's clock.
 -- KEYS[1] string: the theoretical arrival time (TAT)
--- ARGV: cost[, now] (no now = server TIME; tests pin the time)
--- The rule's constants (T (emission interval), tau (= T * burst), burst) are locals that plan_for() prepends.
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
+-- ARGV: cost[, now]
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (T (emission interval), tau (= T * burst), burst).
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local tat = tonumber(redis.call('GET', key) or now)

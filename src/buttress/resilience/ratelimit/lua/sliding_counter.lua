@@ -2,16 +2,11 @@
 -- KEYS[1] hash: field = window index w, value = units admitted in that window. The key expires
 -- when the window after the current one ends; the first admission of a window drops any field
 -- older than the previous window's, so the hash holds at most two fields.
--- ARGV: cost[, now] (no now = server TIME; tests pin the time)
--- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
+-- ARGV: cost[, now]
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (limit, window (seconds)).
 -- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
 -- Redis passes the numbers w - 1 and w to a command as their digits (w is integral).
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local w = math.floor(now / window)

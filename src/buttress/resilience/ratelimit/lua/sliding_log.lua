@@ -1,14 +1,9 @@
 -- Sliding window log (exact): one decision, atomically, on the server's clock.
 -- KEYS[1] sorted set: one member per admitted unit, scored by its time
 -- KEYS[2] counter making members unique (same hash tag, so the same cluster slot)
--- ARGV: cost[, now] (no now = server TIME; tests pin the time)
--- The rule's constants (limit, window (seconds)) are locals that plan_for() prepends.
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
+-- ARGV: cost[, now]
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (limit, window (seconds)).
 local key = KEYS[1]
 local fmt = '%.17g'
 -- the window is (now - window, now]

@@ -1,14 +1,9 @@
 -- Token bucket: one decision, atomically, on the server's clock.
 -- KEYS[1] hash {tk = tokens, ts = time of tk}
--- ARGV: cost[, now] (no now = server TIME; tests pin the time)
--- The rule's constants (rate (tokens per second), burst) are locals that plan_for() prepends.
+-- ARGV: cost[, now]
+-- Locals set by the prelude plan_for() prepends: cost, now (the server's TIME unless a
+-- test pins it) and the rule's constants (rate (tokens per second), burst).
 -- returns 'allowed remaining retry_after reset_after' (one string: one reply to parse)
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] + t[2] / 1000000
-end
-local cost = tonumber(ARGV[1])
 local TOLERANCE = 1e-9
 local key = KEYS[1]
 local state = redis.call('HMGET', key, 'tk', 'ts')
