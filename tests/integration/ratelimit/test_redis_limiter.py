@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import time
 import uuid
 from typing import Any
 
@@ -282,6 +283,103 @@ def test_scripts_are_reloaded_after_a_script_flush(server: Any) -> None:
     assert asyncio.run(main()) == 1
     limiter.close()
     client.close()
+
+
+def _our_connections(redis_client: Any, name: str) -> list[dict[str, Any]]:
+    return [c for c in redis_client.client_list() if c.get("name") == name]
+
+
+def _until_closed(redis_client: Any, name: str) -> list[dict[str, Any]]:
+    # the server notices a closed socket on its next event-loop turn, not at once
+    deadline = time.monotonic() + 2.0
+    while (left := _our_connections(redis_client, name)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return left
+
+
+def test_sync_limiter_reuses_its_connections_and_replaces_killed_ones_without_a_fault(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    name = f"bt-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(_url(redis_client), client_name=name)
+    limiter = RedisLimiter(FixedWindow(100, 600), client, prefix=redis_prefix)
+    seen: list[object] = []
+    limiter.events.subscribe(seen.append)
+    for _ in range(20):
+        assert limiter.try_acquire("k").allowed
+    (conn,) = _our_connections(redis_client, name)  # one connection, reused by every call
+    redis_client.client_kill_filter(_id=conn["id"])  # the server drops it (a restart, `timeout`)
+    decision = limiter.try_acquire("k")
+    assert decision.allowed and decision.remaining == 100 - 21
+    assert limiter.available and seen == []
+    (fresh,) = _our_connections(redis_client, name)
+    assert fresh["id"] != conn["id"]
+    limiter.close()
+    assert _until_closed(redis_client, name) == []
+    client.close()
+
+
+def test_async_limiter_reuses_its_connections_and_replaces_killed_ones_without_a_fault(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    name = f"bt-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(_url(redis_client), client_name=name)
+        limiter = AsyncRedisLimiter(FixedWindow(100, 600), client, prefix=redis_prefix)
+        seen: list[object] = []
+        limiter.events.subscribe(seen.append)
+        assert all(d.allowed for d in await asyncio.gather(*[limiter.atry_acquire("k") for _ in range(8)]))
+        opened = _our_connections(redis_client, name)
+        assert 1 <= len(opened) <= 8  # one per decision in flight at most
+        for _ in range(10):
+            assert (await limiter.atry_acquire("k")).allowed
+        assert len(_our_connections(redis_client, name)) == len(opened)  # reused, none added
+        for conn in opened:
+            redis_client.client_kill_filter(_id=conn["id"])
+        decision = await limiter.atry_acquire("k")
+        assert decision.allowed and decision.remaining == 100 - 19
+        assert limiter.available and seen == []
+        await limiter.aclose()
+        await client.aclose()
+
+    asyncio.run(main())
+    assert _until_closed(redis_client, name) == []
+
+
+def test_a_client_on_a_pool_of_its_own_kind_is_used_as_given_scripts_reloaded(server: Any) -> None:
+    class SyncPool(redis.ConnectionPool):  # not a plain pool: the limiter does not replace it
+        pass
+
+    class AsyncPool(redis.asyncio.ConnectionPool):
+        pass
+
+    client = redis.Redis(connection_pool=SyncPool.from_url(server.url))
+    limiter = RedisLimiter(FixedWindow(5, 600), client, prefix="given:")
+    assert limiter.try_acquire("k").allowed
+    client.script_flush()
+    assert limiter.try_acquire("k").remaining == 3 and limiter.available
+    limiter.close()
+    assert client.ping()  # still open: the limiter closes only what it opened
+
+    async def main() -> int:
+        aclient = redis.asyncio.Redis(connection_pool=AsyncPool.from_url(server.url))
+        alimiter = AsyncRedisLimiter(FixedWindow(5, 600), aclient, prefix="given:")
+        await alimiter.atry_acquire("a")
+        await aclient.script_flush()
+        remaining = (await alimiter.atry_acquire("a")).remaining
+        await alimiter.aclose()
+        assert await aclient.ping()
+        await aclient.connection_pool.disconnect()  # a pool passed in is the caller's to close
+        return remaining
+
+    assert asyncio.run(main()) == 3
+    client.connection_pool.disconnect()
+
+
+def _url(client: Any) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
 def test_the_limiter_bounds_its_own_connections_and_keeps_other_clients_as_given(redis_client: Any) -> None:

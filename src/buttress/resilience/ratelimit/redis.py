@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from buttress.clock import SYSTEM_CLOCK, Clock
@@ -40,6 +40,7 @@ from buttress.resilience._timers import FIRED, Timers, current_task
 from buttress.resilience.ratelimit._decision import Decision, make_decision
 from buttress.resilience.ratelimit._events import RedisRecovered, RedisUnavailable
 from buttress.resilience.ratelimit._memory import MemoryLimiter
+from buttress.resilience.ratelimit._redis_io import AsyncRunner, SyncRunner
 from buttress.resilience.ratelimit._redis_scripts import (
     Health,
     OnError,
@@ -137,7 +138,7 @@ class _RedisLimiterBase:
     """What the sync and the asyncio limiter share: plans, keys, decisions and the fault policy."""
 
     __slots__ = (
-        "_client",
+        "_arunner",
         "_exact",
         "_health",
         "_lease_counter",
@@ -145,10 +146,10 @@ class _RedisLimiterBase:
         "_leases",
         "_local",
         "_now",
-        "_owns_client",
         "_plan",
         "_prefixes",
         "_routed",
+        "_runner",
         "_timers",
         "clock",
         "events",
@@ -200,7 +201,11 @@ class _RedisLimiterBase:
         self._now = clock.monotonic
         self.events = EventPublisher()
         self._health = Health(self.retry_interval)
-        self._client, self._owns_client = bounded_client(client, self.timeout, bound_io=self._BOUND_IO)
+        bounded, owned = bounded_client(client, self.timeout, bound_io=self._BOUND_IO)
+        if self._BOUND_IO:
+            self._runner = SyncRunner(bounded, owned)
+        else:
+            self._arunner = AsyncRunner(bounded, owned)
         # Concurrency units this process holds, per key: Redis lease ids, or None for a unit
         # granted by the fault policy (released locally)
         self._leases: dict[str, list[str | None]] = {}
@@ -363,13 +368,8 @@ class RedisLimiter(_RedisLimiterBase):
         plan = self._plan_for(key) if self._routed else self._plan
         ids = self._lease_ids(plan, cost) if plan.leases else ()
         command = plan.command(self.prefix, key, cost, ids)
-        client = self._client
         try:
-            try:
-                raw = client.execute_command(*command)
-            except NoScriptError:
-                client.script_load(plan.script.source)
-                raw = client.execute_command(*command)
+            raw = self._runner.run(plan.script, command)
         except _FAULTS as exc:
             return self._fault(key, cost, exc)
         return self._decision(plan, raw, key, ids)
@@ -389,11 +389,7 @@ class RedisLimiter(_RedisLimiterBase):
             return
         keys = self._plan_for(key).keys(self.prefix, key)
         try:
-            try:
-                self._client.execute_command("EVALSHA", _RELEASE.sha, 1, keys[0], *ids)
-            except NoScriptError:
-                self._client.script_load(_RELEASE.source)
-                self._client.execute_command("EVALSHA", _RELEASE.sha, 1, keys[0], *ids)
+            self._runner.run(_RELEASE, ("EVALSHA", _RELEASE.sha, 1, keys[0], *ids))
         except _FAULTS as exc:
             self._release_fault(exc)
 
@@ -403,8 +399,7 @@ class RedisLimiter(_RedisLimiterBase):
 
     def close(self) -> None:
         """Close the connections the limiter opened (a client passed as it is stays open)."""
-        if self._owns_client:
-            self._client.connection_pool.disconnect()
+        self._runner.close()
 
 
 class AsyncRedisLimiter(_RedisLimiterBase):
@@ -432,19 +427,6 @@ class AsyncRedisLimiter(_RedisLimiterBase):
         """
         raise TypeError("AsyncRedisLimiter decides with atry_acquire(); use RedisLimiter in sync code")
 
-    async def _execute(self, source: str, command: tuple[Any, ...]) -> Any:
-        """``command`` (an ``EVALSHA`` of ``source``), loading the script on ``NOSCRIPT``."""
-        client = self._client
-        try:
-            return await client.execute_command(*command)
-        except NoScriptError:
-            await client.script_load(source)
-        except redis.ConnectionError:
-            # a stale pooled connection (the server restarted): drop the idle ones, try once more
-            if self._owns_client:
-                await client.connection_pool.disconnect(inuse_connections=False)
-        return await client.execute_command(*command)
-
     async def atry_acquire(self, key: str = "", cost: int = 1) -> Decision:
         """Admit (and consume) ``cost`` units for ``key`` now, or refuse; one ``EVALSHA``.
 
@@ -461,7 +443,7 @@ class AsyncRedisLimiter(_RedisLimiterBase):
         ids = self._lease_ids(plan, cost) if plan.leases else ()
         command = plan.command(self.prefix, key, cost, ids)
         try:
-            raw = await self._bounded(self._execute(plan.script.source, command))
+            raw = await self._bounded(self._arunner.run(plan.script, command))
         except _FAULTS as exc:
             return self._fault(key, cost, exc)
         return self._decision(plan, raw, key, ids)
@@ -514,11 +496,10 @@ class AsyncRedisLimiter(_RedisLimiterBase):
             return
         keys = self._plan_for(key).keys(self.prefix, key)
         try:
-            await self._bounded(self._execute(_RELEASE.source, ("EVALSHA", _RELEASE.sha, 1, keys[0], *ids)))
+            await self._bounded(self._arunner.run(_RELEASE, ("EVALSHA", _RELEASE.sha, 1, keys[0], *ids)))
         except _FAULTS as exc:
             self._release_fault(exc)
 
     async def aclose(self) -> None:
         """Close the connections the limiter opened (a client passed as it is stays open)."""
-        if self._owns_client:
-            await self._client.connection_pool.disconnect()
+        await self._arunner.aclose()
