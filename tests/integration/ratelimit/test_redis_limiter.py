@@ -349,8 +349,8 @@ def test_async_limiter_reuses_its_connections_and_replaces_killed_ones_without_a
 
 def test_a_client_on_a_pool_of_its_own_kind_is_used_as_given_scripts_reloaded(server: Any) -> None:
     # subclasses, not the plain pools: the limiter uses such a client as given
-    SyncPool = type("SyncPool", (redis.ConnectionPool,), {})
-    AsyncPool = type("AsyncPool", (redis.asyncio.ConnectionPool,), {})
+    SyncPool: Any = type("SyncPool", (redis.ConnectionPool,), {})
+    AsyncPool: Any = type("AsyncPool", (redis.asyncio.ConnectionPool,), {})
 
     client = redis.Redis(connection_pool=SyncPool.from_url(server.url))
     limiter = RedisLimiter(FixedWindow(5, 600), client, prefix="given:")
