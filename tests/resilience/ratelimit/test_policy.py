@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import threading
 from typing import Any
@@ -65,6 +66,40 @@ class ForeignLimiter:
 
     async def arelease(self, key: str = "", cost: int = 1) -> None:
         self.inner.release(key, cost)
+
+
+def test_decorated_functions_keep_their_parameters_and_refuse_past_the_limit() -> None:
+    clock = FakeClock()
+    policy = RateLimiter(MemoryLimiter(FixedWindow(limit=4, window=1), clock=clock), clock=clock)
+    default: list[int] = []
+
+    @policy
+    def put(key: str, value: int = 1, /, *rest: int, sink: list[int] = default, **meta: str) -> Any:
+        return key, value, rest, sink, meta
+
+    @policy
+    async def aput(key: str, *, value: int = 1) -> tuple[str, int]:
+        return key, value
+
+    assert put("k") == ("k", 1, (), default, {})
+    assert put("k", 2, 3, sink=[9], tag="x") == ("k", 2, (3,), [9], {"tag": "x"})
+    assert put("k")[3] is default
+    with pytest.raises(TypeError):
+        put(key="k")  # positional-only, as declared
+    assert asyncio.run(aput("a", value=5)) == ("a", 5)
+    assert [p.name for p in inspect.signature(put).parameters.values()] == [
+        "key",
+        "value",
+        "rest",
+        "sink",
+        "meta",
+    ]
+    with pytest.raises(RateLimitedError):  # 4 admitted in this window; the 5th waits for none
+        put("k")
+    with pytest.raises(RateLimitedError):
+        asyncio.run(aput("a"))
+    clock.advance(1)
+    assert put("k") == ("k", 1, (), default, {})
 
 
 def test_decorator_call_and_acall_admit_then_refuse_with_retry_after() -> None:

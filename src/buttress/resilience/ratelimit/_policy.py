@@ -11,6 +11,7 @@ from typing import Any
 from buttress._validation import Problems
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import RateLimitedError
+from buttress.resilience._forwarding import specialise
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink
 from buttress.resilience.ratelimit._decision import Decision
 from buttress.resilience.ratelimit._events import LimitExceeded
@@ -26,6 +27,18 @@ KeyFunction = Callable[..., str]
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+# The decorator's admitted path, compiled with the decorated function's own parameters (see
+# buttress.resilience._forwarding); the generic *args/**kwargs wrappers below are the fallback.
+_SYNC_BODY = """\
+if _bt_key in _bt_queues or not _bt_fast(_bt_key, _bt_cost):
+    _bt_acquire(_bt_key, _bt_cost)
+return _bt_fn({args})"""
+_ASYNC_BODY = """\
+if (_bt_queues and _bt_key in _bt_queues) or not _bt_fast(_bt_key, _bt_cost):
+    await _bt_aacquire(_bt_key, _bt_cost, None)
+return await _bt_fn({args})"""
 
 
 class RateLimiter(Policy):
@@ -333,6 +346,18 @@ class RateLimiter(Policy):
     def _decorate_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_sync(fn)
+        if self._key_fn is None:  # a key function takes the caller's arguments as they came
+            env = {
+                "_bt_fn": fn,
+                "_bt_acquire": self._acquire,
+                "_bt_key": self._key,
+                "_bt_cost": self.cost,
+                "_bt_fast": self._fast,
+                "_bt_queues": self._queues,
+            }
+            exact = specialise(fn, _SYNC_BODY, env, is_async=False)
+            if exact is not None:
+                return exact
         acquire = self._acquire
         key_fn = self._key_fn
         const_key = self._key
@@ -351,29 +376,32 @@ class RateLimiter(Policy):
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_async(fn)
+        if self._key_fn is None:  # a key function takes the caller's arguments as they came
+            env = {
+                "_bt_fn": fn,
+                "_bt_aacquire": self._aacquire,
+                "_bt_key": self._key,
+                "_bt_cost": self.cost,
+                "_bt_fast": self._fast,
+                "_bt_queues": self._aqueues,
+            }
+            exact = specialise(fn, _ASYNC_BODY, env, is_async=True)
+            if exact is not None:
+                return exact
         aacquire = self._aacquire
         key_fn = self._key_fn
         const_key = self._key
         cost = self.cost
         fast = self._fast
         queues = self._aqueues
-        if key_fn is None:
-            key = const_key
 
-            async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if (queues and key in queues) or not fast(key, cost):
-                    await aacquire(key, cost, None)
-                return await fn(*args, **kwargs)
-
-            return wrapper
-
-        async def keyed(*args: Any, **kwargs: Any) -> Any:
-            key = key_fn(*args, **kwargs)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = const_key if key_fn is None else key_fn(*args, **kwargs)
             if (queues and key in queues) or not fast(key, cost):
                 await aacquire(key, cost, None)
             return await fn(*args, **kwargs)
 
-        return keyed
+        return wrapper
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.limiter!r}, name={self.name!r}, max_wait={self.max_wait})"

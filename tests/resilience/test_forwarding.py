@@ -1,0 +1,115 @@
+"""Wrappers compiled with the wrapped function's own parameters pass every argument on as given."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import traceback
+from typing import Any
+
+import pytest
+
+from buttress.resilience._forwarding import specialise
+
+_PASS = "_bt_calls.append(1)\nreturn _bt_fn({args})"
+_APASS = "_bt_calls.append(1)\nreturn await _bt_fn({args})"
+
+
+def _wrap(fn: Any) -> tuple[Any, list[int]]:
+    calls: list[int] = []
+    wrapper = specialise(fn, _PASS, {"_bt_fn": fn, "_bt_calls": calls}, is_async=False)
+    assert wrapper is not None
+    return wrapper, calls
+
+
+def test_every_kind_of_parameter_is_forwarded_with_the_same_defaults() -> None:
+    marker: list[int] = []
+
+    def fn(
+        a: int, b: int, /, c: int, d: list[int] = marker, *rest: int, e: int, f: int = 6, **kw: int
+    ) -> Any:
+        return a, b, c, d, rest, e, f, kw
+
+    wrapper, calls = _wrap(fn)
+    assert wrapper(1, 2, 3, e=5) == (1, 2, 3, marker, (), 5, 6, {})
+    assert wrapper(1, 2, c=3, d=[4], e=5, z=9) == (1, 2, 3, [4], (), 5, 6, {"z": 9})
+    assert wrapper(1, 2, 3, [4], 7, 8, e=5, f=0) == (1, 2, 3, [4], (7, 8), 5, 0, {})
+    assert wrapper(1, 2, 3, e=5)[3] is marker  # the very default object, not a copy
+    assert len(calls) == 4
+    with pytest.raises(TypeError):
+        wrapper(1, b=2, c=3, e=5)  # b is positional-only, as in fn
+    with pytest.raises(TypeError):
+        wrapper(1, 2, 3)  # e is required, as in fn
+    ours = inspect.signature(wrapper)
+    theirs = inspect.signature(fn)
+    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.parameters.values()
+    ]
+
+
+def test_positional_only_without_others_and_no_parameters() -> None:
+    def only(a: int, /) -> int:
+        return a
+
+    def none() -> str:
+        return "x"
+
+    assert _wrap(only)[0](4) == 4
+    assert _wrap(none)[0]() == "x"
+    with pytest.raises(TypeError):
+        _wrap(none)[0](1)
+
+
+def test_a_wrapper_of_a_method_binds_like_the_method() -> None:
+    class Service:
+        def get(self, key: str) -> str:
+            return f"{id(self)}:{key}"
+
+    wrapper, _ = _wrap(Service.get)
+    Service.get = wrapper  # type: ignore[method-assign]
+    s = Service()
+    assert s.get("k") == f"{id(s)}:k"
+
+
+def test_async_wrappers_await_the_function() -> None:
+    async def fn(a: int, *, b: int = 2) -> int:
+        await asyncio.sleep(0)
+        return a + b
+
+    calls: list[int] = []
+    wrapper = specialise(fn, _APASS, {"_bt_fn": fn, "_bt_calls": calls}, is_async=True)
+    assert wrapper is not None and inspect.iscoroutinefunction(wrapper)
+    assert asyncio.run(wrapper(1, b=5)) == 6 and calls == [1]
+
+
+def test_reserved_names_and_unreadable_signatures_fall_back() -> None:
+    def clash(_bt_fn: int) -> int:
+        return _bt_fn
+
+    assert specialise(clash, _PASS, {"_bt_fn": clash, "_bt_calls": []}, is_async=False) is None
+    # a builtin whose signature inspect cannot read
+    assert specialise(iter, _PASS, {"_bt_fn": iter, "_bt_calls": []}, is_async=False) is None
+
+
+def test_a_functools_wraps_chain_is_forwarded_by_its_real_parameters() -> None:
+    def inner(a: int) -> int:
+        return a
+
+    @functools.wraps(inner)
+    def outer(*args: Any, **kwargs: Any) -> Any:
+        return ("outer", args, kwargs)
+
+    wrapper, _ = _wrap(outer)
+    assert wrapper(1, x=2) == ("outer", (1,), {"x": 2})  # not narrowed to inner's (a)
+
+
+def test_tracebacks_show_the_wrapper_source() -> None:
+    def boom(a: int) -> int:
+        raise ValueError(a)
+
+    wrapper, _ = _wrap(boom)
+    with pytest.raises(ValueError) as info:
+        wrapper(3)
+    text = "".join(traceback.format_exception(info.value))
+    assert "<buttress wrapper" in text and "return _bt_fn(a)" in text
