@@ -85,7 +85,7 @@ def test_decorated_functions_keep_their_parameters_and_refuse_past_the_limit() -
     assert put("k", 2, 3, sink=[9], tag="x") == ("k", 2, (3,), [9], {"tag": "x"})
     assert put("k")[3] is default
     with pytest.raises(TypeError):
-        put(key="k")  # positional-only, as declared
+        put(key="k")  # type: ignore[call-arg]  # positional-only, as declared
     assert asyncio.run(aput("a", value=5)) == ("a", 5)
     assert [p.name for p in inspect.signature(put).parameters.values()] == [
         "key",
