@@ -327,8 +327,9 @@ class RedisLimiter(_RedisLimiterBase):
         rule: the rule for every key (:class:`~buttress.resilience.ratelimit.TokenBucket`,
             ``GCRA``, ``FixedWindow``, ``SlidingWindowLog``, ``SlidingWindowCounter``,
             ``Concurrency``).
-        client: a ``redis.Redis``; the limiter opens its own small pool to the same server
-            with ``timeout`` on connect and read and no retries (see :func:`bounded_client`).
+        client: a ``redis.Redis``; the limiter opens its own connections to the same server
+            with ``timeout`` on connect and read and no retries (see :func:`bounded_client`),
+            one per decision in flight, and sends each ``EVALSHA`` straight down one of them.
             A ``RedisCluster`` is used as given: build it with ``retry=Retry(NoBackoff(), 0)``
             and socket timeouts.
         prefix: the start of every key name (keys look like ``{prefix}{{name:key}}:tb``).
@@ -407,8 +408,10 @@ class AsyncRedisLimiter(_RedisLimiterBase):
 
     The same arguments and behaviour as :class:`RedisLimiter`; each decision is bounded by
     ``timeout`` on the event loop as well, whatever the client's configuration. After
-    a server restart the asyncio pool's idle connections are stale: the limiter drops them and
-    retries once, within the same timeout, so a restart is not mistaken for an outage.
+    a server restart the idle connections are stale: the limiter drops them and retries once,
+    within the same timeout, so a restart is not mistaken for an outage. Its connections
+    belong to the event loop they were opened on: use one limiter per loop, and ``aclose()``
+    it before the loop ends.
 
     Example (not run here: it needs a server)::
 
