@@ -188,3 +188,34 @@ def test_sync_release_during_an_outage_does_not_raise(server: Any) -> None:
     assert [type(e) for e in events] == [RedisUnavailable]
     server.restart()
     limiter.close()
+
+
+def test_cancelling_a_waiting_decision_cancels_it_and_is_not_a_fault(server: Any) -> None:
+    async def main() -> None:
+        client = redis.asyncio.Redis.from_url(server.url)
+        # a long timeout: only the caller's cancellation can end the wait on the paused server
+        limiter = AsyncRedisLimiter(FixedWindow(limit=10, window=3600), client, prefix="c:", timeout=5.0)
+        seen: list[Event] = []
+        limiter.events.subscribe(seen.append)
+        assert (await limiter.atry_acquire("k")).allowed
+        server.pause()
+        try:
+            task = asyncio.ensure_future(limiter.atry_acquire("k"))
+            await asyncio.sleep(0.05)  # the decision is waiting for the paused server's reply
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert _up(limiter) and seen == []  # the caller's cancel is not Redis failing
+            # the caller's own deadline around a decision is the caller's, not a fault either
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await limiter.atry_acquire("k")
+            assert _up(limiter) and seen == []
+        finally:
+            server.resume()
+        decision = await limiter.atry_acquire("k")  # a new connection; the cancelled one was closed
+        assert decision.allowed and _up(limiter)
+        await limiter.aclose()
+        await client.aclose()
+
+    asyncio.run(main())
