@@ -1631,3 +1631,36 @@ def test_a_decorated_success_resets_the_consecutive_failures() -> None:
 def test_repr_of_a_breaker_without_a_consecutive_rule() -> None:
     breaker, _ = make(failure_rate_threshold=0.25, window_size=8, open_duration=1.5)
     assert repr(breaker) == "CircuitBreaker(name='backend', trips on failure rate >= 25%, open 1.5s)"
+
+
+def test_decorated_functions_keep_their_parameters_on_the_fast_and_the_slow_path() -> None:
+    breaker, clock = make(failure_threshold=2, open_duration=10, half_open_max_calls=1)
+
+    @breaker
+    def put(key: str, value: int = 1, /, *rest: int, fail: bool = False, **meta: str) -> Any:
+        if fail:
+            raise ValueError(key)
+        return key, value, rest, meta
+
+    @breaker
+    async def aput(key: str, *, value: int = 1) -> tuple[str, int]:
+        return key, value
+
+    assert put("k", 2, 3, tag="x") == ("k", 2, (3,), {"tag": "x"})  # closed: the fast path
+    assert asyncio.run(aput("a", value=5)) == ("a", 5)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="k"):
+            put("k", fail=True)
+    with pytest.raises(OpenCircuitError):
+        put("k")
+    clock.advance(10)
+    # half-open: the slow path gets the same arguments, packed
+    assert put("k", 7, 8, 9, tag="y") == ("k", 7, (8, 9), {"tag": "y"})
+    assert put("k") == ("k", 1, (), {})  # closed again
+    assert [p.name for p in inspect.signature(put).parameters.values()] == [
+        "key",
+        "value",
+        "rest",
+        "fail",
+        "meta",
+    ]

@@ -83,13 +83,27 @@ def test_async_wrappers_await_the_function() -> None:
     assert asyncio.run(wrapper(1, b=5)) == 6 and calls == [1]
 
 
-def test_reserved_names_and_unreadable_signatures_fall_back() -> None:
+def test_reserved_names_and_unreadable_signatures_get_a_generic_wrapper() -> None:
     def clash(_bt_fn: int) -> int:
         return _bt_fn
 
-    assert specialise(clash, _PASS, {"_bt_fn": clash, "_bt_calls": []}, is_async=False) is None
+    calls: list[int] = []
+    wrapper = specialise(clash, _PASS, {"_bt_fn": clash, "_bt_calls": calls}, is_async=False)
+    assert wrapper(5) == 5 and wrapper(_bt_fn=6) == 6
     # a builtin whose signature inspect cannot read
-    assert specialise(iter, _PASS, {"_bt_fn": iter, "_bt_calls": []}, is_async=False) is None
+    with pytest.raises(ValueError, match="no signature"):
+        inspect.signature(iter)
+    it = specialise(iter, _PASS, {"_bt_fn": iter, "_bt_calls": calls}, is_async=False)
+    assert list(it([1, 2])) == [1, 2] and len(calls) == 3
+
+    # asked for: the arguments exactly as the caller wrote them
+    def two(a: int, b: int = 2) -> tuple[int, int]:
+        return a, b
+
+    seen: list[Any] = []
+    keyed = specialise(two, "_bt_seen.append(({pack_args}, {pack_kwargs}))\nreturn _bt_fn({args})",
+                       {"_bt_fn": two, "_bt_seen": seen}, is_async=False, exact=False)  # fmt: skip
+    assert keyed(1, b=3) == (1, 3) and seen == [((1,), {"b": 3})]
 
 
 def test_a_functools_wraps_chain_is_forwarded_by_its_real_parameters() -> None:
@@ -113,3 +127,74 @@ def test_tracebacks_show_the_wrapper_source() -> None:
         wrapper(3)
     text = "".join(traceback.format_exception(info.value))
     assert "<buttress wrapper" in text and "return _bt_fn(a)" in text
+
+
+def test_packed_arguments_make_the_same_call_for_a_slow_path() -> None:
+    def fn(a: int, /, b: int = 2, *rest: int, c: int, d: int = 4, **kw: int) -> Any:
+        return a, b, rest, c, d, kw
+
+    seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def slow(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seen.append((args, kwargs))
+        return fn(*args, **kwargs)
+
+    body = "return _bt_slow({pack_args}, {pack_kwargs})"
+    wrapper = specialise(fn, body, {"_bt_slow": slow}, is_async=False)
+    assert wrapper is not None
+    assert wrapper(1, c=3) == fn(1, c=3) == (1, 2, (), 3, 4, {})
+    assert wrapper(1, 5, 6, 7, c=3, z=8) == fn(1, 5, 6, 7, c=3, z=8)
+    assert seen[1] == ((1, 5, 6, 7), {"c": 3, "d": 4, "z": 8})
+
+    def one(a: int) -> int:
+        return a
+
+    def none() -> int:
+        return 0
+
+    one_wrapper = specialise(
+        one, body.replace("_bt_slow(", "_bt_pack("), {"_bt_pack": lambda a, k: (a, k)}, is_async=False
+    )
+    none_wrapper = specialise(
+        none, body.replace("_bt_slow(", "_bt_pack("), {"_bt_pack": lambda a, k: (a, k)}, is_async=False
+    )
+    assert one_wrapper is not None and one_wrapper(1) == ((1,), {})
+    assert none_wrapper is not None and none_wrapper() == ((), {})
+
+
+class _Unsignable:
+    """A callable whose signature cannot be read: the decorators fall back to *args/**kwargs."""
+
+    @property
+    def __signature__(self) -> Any:
+        raise ValueError("no signature")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return args, kwargs
+
+
+class _AsyncUnsignable(_Unsignable):
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return args, kwargs
+
+
+def _policies() -> list[Any]:
+    from buttress.resilience import CircuitBreaker, Retry
+    from buttress.resilience.backoff import Zero
+    from buttress.resilience.ratelimit import MemoryLimiter, RateLimiter, TokenBucket
+
+    return [
+        CircuitBreaker("b"),
+        Retry(attempts=2, backoff=Zero()),
+        RateLimiter(MemoryLimiter(TokenBucket(rate=1, burst=5))),
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["breaker", "retry", "ratelimit"])
+def test_policies_fall_back_to_generic_wrappers_when_the_signature_is_unreadable(index: int) -> None:
+    with pytest.raises(ValueError, match="no signature"):
+        inspect.signature(_Unsignable())
+    sync = _policies()[index](_Unsignable())
+    assert sync(1, b=2) == ((1,), {"b": 2})
+    coro = _policies()[index](_AsyncUnsignable())
+    assert asyncio.run(coro(1, b=2)) == ((1,), {"b": 2})

@@ -423,3 +423,29 @@ def test_one_retry_object_serves_concurrent_calls_independently() -> None:
     assert asyncio.run(main()) == ["ok"] * 20
     # every call got its own schedule: 1, 2, 4 each
     assert sorted(clock.sleeps) == sorted([1.0, 2.0, 4.0] * 20)
+
+
+def test_retried_calls_get_the_same_arguments_on_every_attempt() -> None:
+    calls: list[tuple[Any, ...]] = []
+    r = Retry(attempts=3, backoff=Zero())
+    default: list[int] = []
+
+    @r
+    def put(key: str, value: int = 1, /, *rest: int, sink: list[int] = default, **meta: str) -> str:
+        calls.append((key, value, rest, sink, meta))
+        if len(calls) < 3:
+            raise ConnectionError("again")
+        return "ok"
+
+    @r
+    async def aput(key: str, *, value: int = 1) -> str:
+        calls.append((key, value))
+        if len(calls) < 5:
+            raise ConnectionError("again")
+        return "aok"
+
+    assert put("k", 2, 3, tag="x") == "ok"
+    assert calls == [("k", 2, (3,), default, {"tag": "x"})] * 3
+    assert calls[2][3] is default
+    assert asyncio.run(aput("a", value=5)) == "aok"
+    assert calls[3:] == [("a", 5)] * 2

@@ -5,8 +5,8 @@ on every call and unpacks them again: about a quarter of what a rate-limit decor
 an admitted call. :func:`specialise` compiles a wrapper whose parameter list *is* ``fn``'s
 (names, kinds and the very same default objects) and which forwards them one by one, as
 :mod:`dataclasses` and ``attrs`` generate their methods. Where the signature cannot be read, or
-uses a name reserved for the wrapper's own variables, it returns ``None`` and the caller keeps its
-generic wrapper.
+uses a name reserved for the wrapper's own variables, the wrapper takes ``*args, **kwargs``: the
+decorators write each hot path once, as a body for this module.
 
 The source is registered with :mod:`linecache`, so tracebacks through a wrapper show its lines.
 """
@@ -25,22 +25,34 @@ _RESERVED = "_bt_"
 _counter = itertools.count()
 
 
-def _forwarding(fn: Callable[..., Any]) -> tuple[str, str, dict[str, Any]] | None:
-    """``fn``'s parameter list, the arguments that pass each parameter on, and its defaults."""
+# A callable whose signature cannot be read (or uses a reserved name) gets these.
+_GENERIC: dict[str, Any] = {
+    "params": f"*{_RESERVED}args, **{_RESERVED}kwargs",
+    "{args}": f"*{_RESERVED}args, **{_RESERVED}kwargs",
+    "{pack_args}": f"{_RESERVED}args",
+    "{pack_kwargs}": f"{_RESERVED}kwargs",
+    "defaults": {},
+}
+
+
+def _forwarding(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s parameter list, the ways of passing its parameters on, and its defaults."""
     try:
         # the callable's own signature, not the one a functools.wraps chain advertises
         sig = inspect.signature(fn, follow_wrapped=False)
     except (TypeError, ValueError):
-        return None
+        return _GENERIC
     params: list[str] = []
     call: list[str] = []
+    positional: list[str] = []
+    keywords: list[str] = []
     defaults: dict[str, Any] = {}
     star = False
     positional_only = False
     for p in sig.parameters.values():
         name = p.name
         if name.startswith(_RESERVED) or not name.isidentifier():
-            return None
+            return _GENERIC
         if positional_only and p.kind is not p.POSITIONAL_ONLY:
             params.append("/")
             positional_only = False
@@ -49,48 +61,63 @@ def _forwarding(fn: Callable[..., Any]) -> tuple[str, str, dict[str, Any]] | Non
             slot = f"{_RESERVED}d{len(defaults)}"
             defaults[slot] = p.default
             default = f"={slot}"
-        if p.kind is p.POSITIONAL_ONLY:
-            positional_only = True
+        if p.kind is p.POSITIONAL_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD:
+            positional_only = p.kind is p.POSITIONAL_ONLY
             params.append(name + default)
             call.append(name)
-        elif p.kind is p.POSITIONAL_OR_KEYWORD:
-            params.append(name + default)
-            call.append(name)
+            positional.append(name)
         elif p.kind is p.VAR_POSITIONAL:
             star = True
             params.append(f"*{name}")
             call.append(f"*{name}")
+            positional.append(f"*{name}")
         elif p.kind is p.KEYWORD_ONLY:
             if not star:
                 star = True
                 params.append("*")
             params.append(name + default)
             call.append(f"{name}={name}")
+            keywords.append(f"{name!r}: {name}")
         else:  # VAR_KEYWORD
             params.append(f"**{name}")
             call.append(f"**{name}")
+            keywords.append(f"**{name}")
     if positional_only:
         params.append("/")
-    return ", ".join(params), ", ".join(call), defaults
+    return {
+        "params": ", ".join(params),
+        "{args}": ", ".join(call),
+        # a tuple and a dict with which fn(*args, **kwargs) makes the same call
+        "{pack_args}": f"({', '.join(positional)},)" if positional else "()",
+        "{pack_kwargs}": "{" + ", ".join(keywords) + "}",
+        "defaults": defaults,
+    }
 
 
 def specialise(
-    fn: Callable[..., Any], body: str, env: dict[str, Any], *, is_async: bool
-) -> Callable[..., Any] | None:
-    """A wrapper of ``fn`` running ``body`` with ``fn``'s own parameters, or ``None``.
+    fn: Callable[..., Any], body: str, env: dict[str, Any], *, is_async: bool, exact: bool = True
+) -> Callable[..., Any]:
+    """A wrapper of ``fn`` running ``body`` with ``fn``'s own parameters.
 
-    ``body`` is the wrapper's body, not indented; ``{args}`` in it stands for the
-    arguments that pass the wrapper's parameters on (``a, b, *rest, c=c, **kw``). The names of
-    ``env`` (each starting with ``_bt_``) are closure variables of the wrapper.
+    With ``exact=False``, where ``fn``'s signature cannot be read, or where it uses a name
+    starting with ``_bt_``, the wrapper takes ``*args, **kwargs`` instead (for a body that must
+    pass the arguments on exactly as the caller wrote them).
+
+    ``body`` is the wrapper's body, not indented. In it ``{args}`` stands for the arguments
+    that pass the wrapper's parameters on (``a, b, *rest, c=c, **kw``), and ``{pack_args}`` /
+    ``{pack_kwargs}`` for a tuple and a dict with which ``fn(*args, **kwargs)`` makes the same
+    call (``(a, b, *rest,)`` and ``{'c': c, **kw}``), for a slow path that takes them so. The
+    names of ``env`` (each starting with ``_bt_``) are closure variables of the wrapper.
     """
-    found = _forwarding(fn)
-    if found is None:
-        return None
-    params, call, defaults = found
+    found = _forwarding(fn) if exact else _GENERIC
+    params: str = found["params"]
+    defaults: dict[str, Any] = found["defaults"]
     assert all(name.startswith(_RESERVED) for name in env), env
     names = [*env, *defaults]
     head = "async def" if is_async else "def"
-    lines = body.replace("{args}", call)
+    lines = body
+    for placeholder in ("{args}", "{pack_args}", "{pack_kwargs}"):
+        lines = lines.replace(placeholder, found[placeholder])
     source = (
         f"def {_RESERVED}factory({', '.join(names)}):\n"
         f"  {head} wrapper({params}):\n"

@@ -18,6 +18,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import RetryError
 from buttress.events import RetryBudgetExhausted, RetryExhausted, RetryScheduled
 from buttress.resilience import _testing_switch
+from buttress.resilience._forwarding import specialise
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink, invoke_async, invoke_sync
 from buttress.resilience.backoff import STOP, Backoff, Exponential
 from buttress.resilience.budget import RetryBudget
@@ -184,6 +185,28 @@ def _final_error(
         last_result=result,
         history=history,
     )
+
+
+# The decorator's hot path compiled with the decorated function's own parameters (see
+# buttress.resilience._forwarding); the generic wrappers in Retry are the fallback.
+_SYNC_BODY = """\
+try:
+    return _bt_fn({args})
+except BaseException as _bt_exc:
+    _bt_error = _bt_exc
+try:
+    return _bt_again(_bt_fn, {pack_args}, {pack_kwargs}, _bt_error, _bt_none, 0.0)
+finally:
+    _bt_error = None  # see _sync_loop: no reference cycle through this frame"""
+_ASYNC_BODY = """\
+try:
+    return await _bt_fn({args})
+except BaseException as _bt_exc:
+    _bt_error = _bt_exc
+try:
+    return await _bt_again(_bt_fn, {pack_args}, {pack_kwargs}, _bt_error, _bt_none, 0.0)
+finally:
+    _bt_error = None  # see _sync_loop: no reference cycle through this frame"""
 
 
 class Retry(Policy):
@@ -446,37 +469,16 @@ class Retry(Policy):
     def _decorate_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.retry_if_result is not None or self.budget is not None or self.timeout is not None:
             return super()._decorate_sync(fn)
-        again = self._sync_loop(invoke_sync)
-
         # The designed hot path: a successful call costs one try block.
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except BaseException as exc:
-                error: BaseException | None = exc
-            try:
-                return again(fn, args, kwargs, error, _NO_RESULT, 0.0)
-            finally:
-                error = None  # see _sync_loop: no reference cycle through this frame
-
-        return wrapper
+        env = {"_bt_fn": fn, "_bt_again": self._sync_loop(invoke_sync), "_bt_none": _NO_RESULT}
+        return specialise(fn, _SYNC_BODY, env, is_async=False)
 
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.retry_if_result is not None or self.budget is not None or self.timeout is not None:
             return super()._decorate_async(fn)
-        again = self._async_loop(invoke_async)
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await fn(*args, **kwargs)
-            except BaseException as exc:
-                error: BaseException | None = exc
-            try:
-                return await again(fn, args, kwargs, error, _NO_RESULT, 0.0)
-            finally:
-                error = None  # see _sync_loop: no reference cycle through this frame
-
-        return wrapper
+        # The designed hot path: a successful call costs one try block.
+        env = {"_bt_fn": fn, "_bt_again": self._async_loop(invoke_async), "_bt_none": _NO_RESULT}
+        return specialise(fn, _ASYNC_BODY, env, is_async=True)
 
     def __repr__(self) -> str:
         return (

@@ -152,10 +152,18 @@ def test_key_function_gives_each_caller_its_own_limit_and_events_report_refusals
     def greet(user: str) -> str:
         return user
 
+    @policy
+    async def agreet(user: str) -> str:
+        return user.upper()
+
     assert greet("ann") == "ann" and greet("bob") == "bob"
     with pytest.raises(RateLimitedError):
         greet("ann")
     assert seen == [LimitExceeded("", "user:ann", 1, 1, 60.0, 0.0)]
+    # the key function sees the arguments as the caller wrote them (here by keyword)
+    assert asyncio.run(agreet(user="dee")) == "DEE"
+    with pytest.raises(RateLimitedError):
+        asyncio.run(agreet("dee"))
     with pytest.raises(TypeError, match="pass key= explicitly"):
         policy.acquire()
     assert policy.acquire("user:cy").allowed

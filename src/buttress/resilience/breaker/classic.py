@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import OpenCircuitError
 from buttress.events import BreakerStateChanged, CallRejected, Event
+from buttress.resilience._forwarding import specialise
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink
 from buttress.resilience.breaker._model import (
     BreakerConfig,
@@ -38,6 +39,38 @@ if TYPE_CHECKING:
 __all__ = ["CircuitBreaker"]
 
 _log = logging.getLogger("buttress.breaker")
+
+
+# The decorator's hot path compiled with the decorated function's own parameters (see
+# buttress.resilience._forwarding); the generic wrappers in CircuitBreaker are the fallback.
+_SYNC_BODY = """\
+_bt_permit = _bt_store.fast
+if _bt_permit is not None:
+    try:
+        _bt_result = _bt_fn({args})
+    except BaseException as _bt_exc:
+        _bt_fast_error(_bt_exc, _bt_permit.generation)
+        raise
+    if _bt_store.fast is _bt_permit:
+        _bt_store.successes += 1
+    else:
+        _bt_stale_success(_bt_permit.generation)
+    return _bt_result
+return _bt_slow(_bt_fn, {pack_args}, {pack_kwargs})"""
+_ASYNC_BODY = """\
+_bt_permit = _bt_store.fast
+if _bt_permit is not None:
+    try:
+        _bt_result = await _bt_fn({args})
+    except BaseException as _bt_exc:
+        _bt_fast_error(_bt_exc, _bt_permit.generation)
+        raise
+    if _bt_store.fast is _bt_permit:
+        _bt_store.successes += 1
+    else:
+        _bt_stale_success(_bt_permit.generation)
+    return _bt_result
+return await _bt_slow(_bt_fn, {pack_args}, {pack_kwargs})"""
 
 
 class CircuitBreaker(Policy):
@@ -410,52 +443,29 @@ class CircuitBreaker(Policy):
         store = self._store
         if not isinstance(store, MemoryBreakerStore) or self._result_is_failure is not None:
             return super()._decorate_sync(fn)
-        slow = self._sync_chain
-        fast_error = self._fast_error
-        stale_success = self._fast_stale_success
-
         # The designed hot path: one flag test, the call, a generation check, one integer update.
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            permit = store.fast
-            if permit is not None:
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(exc, permit.generation)
-                    raise
-                if store.fast is permit:
-                    store.successes += 1
-                else:
-                    stale_success(permit.generation)
-                return result
-            return slow(fn, args, kwargs)
-
-        return wrapper
+        env = {
+            "_bt_fn": fn,
+            "_bt_store": store,
+            "_bt_slow": self._sync_chain,
+            "_bt_fast_error": self._fast_error,
+            "_bt_stale_success": self._fast_stale_success,
+        }
+        return specialise(fn, _SYNC_BODY, env, is_async=False)
 
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         store = self._store
         if not isinstance(store, MemoryBreakerStore) or self._result_is_failure is not None:
             return super()._decorate_async(fn)
-        slow = self._async_chain
-        fast_error = self._fast_error
-        stale_success = self._fast_stale_success
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            permit = store.fast
-            if permit is not None:
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    fast_error(exc, permit.generation)
-                    raise
-                if store.fast is permit:
-                    store.successes += 1
-                else:
-                    stale_success(permit.generation)
-                return result
-            return await slow(fn, args, kwargs)
-
-        return wrapper
+        # The designed hot path: one flag test, the call, a generation check, one integer update.
+        env = {
+            "_bt_fn": fn,
+            "_bt_store": store,
+            "_bt_slow": self._async_chain,
+            "_bt_fast_error": self._fast_error,
+            "_bt_stale_success": self._fast_stale_success,
+        }
+        return specialise(fn, _ASYNC_BODY, env, is_async=True)
 
     def __repr__(self) -> str:
         rules = " or ".join(describe_rules(self.config))

@@ -39,6 +39,16 @@ _ASYNC_BODY = """\
 if (_bt_queues and _bt_key in _bt_queues) or not _bt_fast(_bt_key, _bt_cost):
     await _bt_aacquire(_bt_key, _bt_cost, None)
 return await _bt_fn({args})"""
+_SYNC_KEYED_BODY = """\
+_bt_k = _bt_key_fn({args})
+if _bt_k in _bt_queues or not _bt_fast(_bt_k, _bt_cost):
+    _bt_acquire(_bt_k, _bt_cost)
+return _bt_fn({args})"""
+_ASYNC_KEYED_BODY = """\
+_bt_k = _bt_key_fn({args})
+if (_bt_queues and _bt_k in _bt_queues) or not _bt_fast(_bt_k, _bt_cost):
+    await _bt_aacquire(_bt_k, _bt_cost, None)
+return await _bt_fn({args})"""
 
 
 class RateLimiter(Policy):
@@ -346,62 +356,36 @@ class RateLimiter(Policy):
     def _decorate_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_sync(fn)
-        if self._key_fn is None:  # a key function takes the caller's arguments as they came
-            env = {
-                "_bt_fn": fn,
-                "_bt_acquire": self._acquire,
-                "_bt_key": self._key,
-                "_bt_cost": self.cost,
-                "_bt_fast": self._fast,
-                "_bt_queues": self._queues,
-            }
-            exact = specialise(fn, _SYNC_BODY, env, is_async=False)
-            if exact is not None:
-                return exact
-        acquire = self._acquire
-        key_fn = self._key_fn
-        const_key = self._key
-        cost = self.cost
-        fast = self._fast
-        queues = self._queues
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = const_key if key_fn is None else key_fn(*args, **kwargs)
-            if key in queues or not fast(key, cost):
-                acquire(key, cost)
-            return fn(*args, **kwargs)
-
-        return wrapper
+        env = {
+            "_bt_fn": fn,
+            "_bt_acquire": self._acquire,
+            "_bt_key_fn": self._key_fn,
+            "_bt_key": self._key,
+            "_bt_cost": self.cost,
+            "_bt_fast": self._fast,
+            "_bt_queues": self._queues,
+        }
+        if self._key_fn is None:
+            return specialise(fn, _SYNC_BODY, env, is_async=False)
+        # a key function takes the caller's arguments as they came: no exact parameters
+        return specialise(fn, _SYNC_KEYED_BODY, env, is_async=False, exact=False)
 
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_async(fn)
-        if self._key_fn is None:  # a key function takes the caller's arguments as they came
-            env = {
-                "_bt_fn": fn,
-                "_bt_aacquire": self._aacquire,
-                "_bt_key": self._key,
-                "_bt_cost": self.cost,
-                "_bt_fast": self._fast,
-                "_bt_queues": self._aqueues,
-            }
-            exact = specialise(fn, _ASYNC_BODY, env, is_async=True)
-            if exact is not None:
-                return exact
-        aacquire = self._aacquire
-        key_fn = self._key_fn
-        const_key = self._key
-        cost = self.cost
-        fast = self._fast
-        queues = self._aqueues
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = const_key if key_fn is None else key_fn(*args, **kwargs)
-            if (queues and key in queues) or not fast(key, cost):
-                await aacquire(key, cost, None)
-            return await fn(*args, **kwargs)
-
-        return wrapper
+        env = {
+            "_bt_fn": fn,
+            "_bt_aacquire": self._aacquire,
+            "_bt_key_fn": self._key_fn,
+            "_bt_key": self._key,
+            "_bt_cost": self.cost,
+            "_bt_fast": self._fast,
+            "_bt_queues": self._aqueues,
+        }
+        if self._key_fn is None:
+            return specialise(fn, _ASYNC_BODY, env, is_async=True)
+        # a key function takes the caller's arguments as they came: no exact parameters
+        return specialise(fn, _ASYNC_KEYED_BODY, env, is_async=True, exact=False)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.limiter!r}, name={self.name!r}, max_wait={self.max_wait})"
