@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from buttress.resilience._forwarding import specialise
+from buttress.resilience._forwarding import awaiting, specialise
 
 _PASS = "_bt_calls.append(1)\nreturn _bt_fn({args})"
 _APASS = "_bt_calls.append(1)\nreturn await _bt_fn({args})"
@@ -198,3 +198,11 @@ def test_policies_fall_back_to_generic_wrappers_when_the_signature_is_unreadable
     assert sync(1, b=2) == ((1,), {"b": 2})
     coro = _policies()[index](_AsyncUnsignable())
     assert asyncio.run(coro(1, b=2)) == ((1,), {"b": 2})
+
+
+def test_awaiting_turns_a_sync_body_into_its_async_twin() -> None:
+    body = "x = _bt_fn({args})\nif not x:\n    return _bt_slow(_bt_fn, y._bt_fn(1))\nreturn my_bt_fn(x)"
+    assert awaiting(body, "_bt_fn", "_bt_slow") == (
+        "x = await _bt_fn({args})\nif not x:\n"
+        "    return await _bt_slow(_bt_fn, y._bt_fn(1))\nreturn my_bt_fn(x)"
+    )

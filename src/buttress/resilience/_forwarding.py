@@ -16,10 +16,11 @@ from __future__ import annotations
 import inspect
 import itertools
 import linecache
+import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["specialise"]
+__all__ = ["awaiting", "specialise"]
 
 _RESERVED = "_bt_"
 _counter = itertools.count()
@@ -130,3 +131,10 @@ def specialise(
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     factory: Callable[..., Callable[..., Any]] = namespace[f"{_RESERVED}factory"]
     return factory(*env.values(), *defaults.values())
+
+
+def awaiting(body: str, *calls: str) -> str:
+    """``body`` with ``await`` before every call of the names in ``calls``: the async twin of a
+    sync wrapper body, kept in step with it by construction."""
+    pattern = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, calls))})\(")
+    return pattern.sub(r"await \1(", body)

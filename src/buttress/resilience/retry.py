@@ -18,7 +18,7 @@ from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import RetryError
 from buttress.events import RetryBudgetExhausted, RetryExhausted, RetryScheduled
 from buttress.resilience import _testing_switch
-from buttress.resilience._forwarding import specialise
+from buttress.resilience._forwarding import awaiting, specialise
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink, invoke_async, invoke_sync
 from buttress.resilience.backoff import STOP, Backoff, Exponential
 from buttress.resilience.budget import RetryBudget
@@ -198,15 +198,7 @@ try:
     return _bt_again(_bt_fn, {pack_args}, {pack_kwargs}, _bt_error, _bt_none, 0.0)
 finally:
     _bt_error = None  # see _sync_loop: no reference cycle through this frame"""
-_ASYNC_BODY = """\
-try:
-    return await _bt_fn({args})
-except BaseException as _bt_exc:
-    _bt_error = _bt_exc
-try:
-    return await _bt_again(_bt_fn, {pack_args}, {pack_kwargs}, _bt_error, _bt_none, 0.0)
-finally:
-    _bt_error = None  # see _sync_loop: no reference cycle through this frame"""
+_ASYNC_BODY = awaiting(_SYNC_BODY, "_bt_fn", "_bt_again")
 
 
 class Retry(Policy):

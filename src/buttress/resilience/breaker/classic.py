@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from buttress.clock import SYSTEM_CLOCK, Clock
 from buttress.errors import OpenCircuitError
 from buttress.events import BreakerStateChanged, CallRejected, Event
-from buttress.resilience._forwarding import specialise
+from buttress.resilience._forwarding import awaiting, specialise
 from buttress.resilience._policy import AsyncLink, Policy, SyncLink
 from buttress.resilience.breaker._model import (
     BreakerConfig,
@@ -57,20 +57,7 @@ if _bt_permit is not None:
         _bt_stale_success(_bt_permit.generation)
     return _bt_result
 return _bt_slow(_bt_fn, {pack_args}, {pack_kwargs})"""
-_ASYNC_BODY = """\
-_bt_permit = _bt_store.fast
-if _bt_permit is not None:
-    try:
-        _bt_result = await _bt_fn({args})
-    except BaseException as _bt_exc:
-        _bt_fast_error(_bt_exc, _bt_permit.generation)
-        raise
-    if _bt_store.fast is _bt_permit:
-        _bt_store.successes += 1
-    else:
-        _bt_stale_success(_bt_permit.generation)
-    return _bt_result
-return await _bt_slow(_bt_fn, {pack_args}, {pack_kwargs})"""
+_ASYNC_BODY = awaiting(_SYNC_BODY, "_bt_fn", "_bt_slow")
 
 
 class CircuitBreaker(Policy):
