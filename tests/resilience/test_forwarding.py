@@ -206,3 +206,21 @@ def test_awaiting_turns_a_sync_body_into_its_async_twin() -> None:
         "x = await _bt_fn({args})\nif not x:\n"
         "    return await _bt_slow(_bt_fn, y._bt_fn(1))\nreturn my_bt_fn(x)"
     )
+
+
+def test_one_compiled_factory_serves_every_function_of_the_same_shape() -> None:
+    from buttress.resilience import _forwarding
+
+    def make(n: int) -> Any:
+        def fn(a: int, b: int = n) -> int:
+            return a + b
+
+        return fn
+
+    first, _ = _wrap(make(0))
+    before = len(_forwarding._factories)
+    wrappers = [_wrap(make(n))[0] for n in range(50)]  # decorating in a loop compiles nothing more
+    assert len(_forwarding._factories) == before
+    assert [w(1) for w in wrappers[:3]] == [1, 2, 3] and first(1) == 1  # each keeps its own defaults
+    with pytest.raises(ValueError, match="must start with '_bt_'"):
+        specialise(make(0), _PASS, {"fn": make(0)}, is_async=False)

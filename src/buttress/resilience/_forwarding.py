@@ -14,7 +14,6 @@ The source is registered with :mod:`linecache`, so tracebacks through a wrapper 
 from __future__ import annotations
 
 import inspect
-import itertools
 import linecache
 import re
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from typing import Any
 __all__ = ["awaiting", "specialise"]
 
 _RESERVED = "_bt_"
-_counter = itertools.count()
 
 
 # A callable whose signature cannot be read (or uses a reserved name) gets these.
@@ -100,8 +98,8 @@ def specialise(
 ) -> Callable[..., Any]:
     """A wrapper of ``fn`` running ``body`` with ``fn``'s own parameters.
 
-    With ``exact=False``, where ``fn``'s signature cannot be read, or where it uses a name
-    starting with ``_bt_``, the wrapper takes ``*args, **kwargs`` instead (for a body that must
+    The wrapper takes ``*args, **kwargs`` instead where ``fn``'s signature cannot be read or
+    uses a name starting with ``_bt_``, and always with ``exact=False`` (for a body that must
     pass the arguments on exactly as the caller wrote them).
 
     ``body`` is the wrapper's body, not indented. In it ``{args}`` stands for the arguments
@@ -109,28 +107,36 @@ def specialise(
     ``{pack_kwargs}`` for a tuple and a dict with which ``fn(*args, **kwargs)`` makes the same
     call (``(a, b, *rest,)`` and ``{'c': c, **kw}``), for a slow path that takes them so. The
     names of ``env`` (each starting with ``_bt_``) are closure variables of the wrapper.
+
+    The compiled factory is cached by its source, which depends only on the body and the shape
+    of the signature: decorating many functions (or one function many times) compiles each
+    shape once, and keeps one :mod:`linecache` entry per shape.
     """
     found = _forwarding(fn) if exact else _GENERIC
-    params: str = found["params"]
     defaults: dict[str, Any] = found["defaults"]
-    assert all(name.startswith(_RESERVED) for name in env), env
+    if not all(name.startswith(_RESERVED) for name in env):
+        raise ValueError(f"wrapper variables must start with {_RESERVED!r}: {list(env)}")
     names = [*env, *defaults]
-    head = "async def" if is_async else "def"
     lines = body
     for placeholder in ("{args}", "{pack_args}", "{pack_kwargs}"):
         lines = lines.replace(placeholder, found[placeholder])
     source = (
         f"def {_RESERVED}factory({', '.join(names)}):\n"
-        f"  {head} wrapper({params}):\n"
+        f"  {'async def' if is_async else 'def'} wrapper({found['params']}):\n"
         + "".join(f"    {line}\n" for line in lines.splitlines())
         + "  return wrapper\n"
     )
-    filename = f"<buttress wrapper {next(_counter)} of {getattr(fn, '__qualname__', type(fn).__name__)}>"
-    namespace: dict[str, Any] = {}
-    exec(compile(source, filename, "exec"), {"__builtins__": __builtins__}, namespace)
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    factory: Callable[..., Callable[..., Any]] = namespace[f"{_RESERVED}factory"]
+    factory = _factories.get(source)
+    if factory is None:
+        filename = f"<buttress wrapper {len(_factories)}>"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, filename, "exec"), {"__builtins__": __builtins__}, namespace)
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        factory = _factories.setdefault(source, namespace[f"{_RESERVED}factory"])
     return factory(*env.values(), *defaults.values())
+
+
+_factories: dict[str, Callable[..., Callable[..., Any]]] = {}
 
 
 def awaiting(body: str, *calls: str) -> str:
