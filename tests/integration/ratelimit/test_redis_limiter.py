@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -412,3 +415,35 @@ def test_every_rule_runs_on_a_three_node_cluster(cluster_client: Any, redis_pref
     if isinstance(rule, SlidingWindowLog):  # two keys per decision, one slot thanks to the hash tag
         names = plan_for(rule).keys(limiter.prefix, "user:1")
         assert len(names) == 2 and len({cluster_client.keyslot(n) for n in names}) == 1
+
+
+_FORK_SCRIPT = """
+import os, sys
+import redis
+from buttress.resilience.ratelimit import FixedWindow
+from buttress.resilience.ratelimit.redis import RedisLimiter
+
+limiter = RedisLimiter(FixedWindow(10, 600), redis.Redis.from_url(sys.argv[1]), prefix=sys.argv[2])
+assert limiter.try_acquire("k").remaining == 9
+pid = os.fork()
+if pid == 0:  # the child: the parent's connection is forgotten, not shared or closed
+    ok = limiter.try_acquire("k").allowed and limiter.try_acquire("k").allowed and limiter.available
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(status) == 0, status
+decision = limiter.try_acquire("k")  # the parent's own connection still works
+assert decision.remaining == 6 and limiter.available, decision
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_opens_its_own_connections_and_the_parent_keeps_its(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    # in a fresh single-threaded interpreter: forking this test process would copy its threads
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT, _url(redis_client), redis_prefix],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
