@@ -37,7 +37,7 @@ if _bt_key in _bt_queues or not _bt_fast(_bt_key, _bt_cost):
 return _bt_fn({args})"""
 _ASYNC_BODY = """\
 if (_bt_queues and _bt_key in _bt_queues) or not _bt_fast(_bt_key, _bt_cost):
-    await _bt_aacquire(_bt_key, _bt_cost, None)
+    await _bt_acquire(_bt_key, _bt_cost, None)
 return await _bt_fn({args})"""
 _SYNC_KEYED_BODY = """\
 _bt_k = _bt_key_fn({args})
@@ -47,7 +47,7 @@ return _bt_fn({args})"""
 _ASYNC_KEYED_BODY = """\
 _bt_k = _bt_key_fn({args})
 if (_bt_queues and _bt_k in _bt_queues) or not _bt_fast(_bt_k, _bt_cost):
-    await _bt_aacquire(_bt_k, _bt_cost, None)
+    await _bt_acquire(_bt_k, _bt_cost, None)
 return await _bt_fn({args})"""
 
 
@@ -356,36 +356,28 @@ class RateLimiter(Policy):
     def _decorate_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_sync(fn)
-        env = {
-            "_bt_fn": fn,
-            "_bt_acquire": self._acquire,
-            "_bt_key_fn": self._key_fn,
-            "_bt_key": self._key,
-            "_bt_cost": self.cost,
-            "_bt_fast": self._fast,
-            "_bt_queues": self._queues,
-        }
-        if self._key_fn is None:
-            return specialise(fn, _SYNC_BODY, env, is_async=False)
-        # a key function takes the caller's arguments as they came: no exact parameters
-        return specialise(fn, _SYNC_KEYED_BODY, env, is_async=False, exact=False)
+        return self._specialise(fn, is_async=False)
 
     def _decorate_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if self.releases or self._fast is None:
             return super()._decorate_async(fn)
+        return self._specialise(fn, is_async=True)
+
+    def _specialise(self, fn: Callable[..., Any], *, is_async: bool) -> Callable[..., Any]:
         env = {
             "_bt_fn": fn,
-            "_bt_aacquire": self._aacquire,
+            "_bt_acquire": self._aacquire if is_async else self._acquire,
             "_bt_key_fn": self._key_fn,
             "_bt_key": self._key,
             "_bt_cost": self.cost,
             "_bt_fast": self._fast,
-            "_bt_queues": self._aqueues,
+            "_bt_queues": self._aqueues if is_async else self._queues,
         }
         if self._key_fn is None:
-            return specialise(fn, _ASYNC_BODY, env, is_async=True)
+            return specialise(fn, _ASYNC_BODY if is_async else _SYNC_BODY, env, is_async=is_async)
         # a key function takes the caller's arguments as they came: no exact parameters
-        return specialise(fn, _ASYNC_KEYED_BODY, env, is_async=True, exact=False)
+        body = _ASYNC_KEYED_BODY if is_async else _SYNC_KEYED_BODY
+        return specialise(fn, body, env, is_async=is_async, exact=False)
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.limiter!r}, name={self.name!r}, max_wait={self.max_wait})"

@@ -29,7 +29,7 @@ from buttress.resilience.ratelimit._redis_scripts import Script
 
 __all__ = ["AsyncRunner", "SyncRunner"]
 
-_runners: weakref.WeakSet[SyncRunner | AsyncRunner] = weakref.WeakSet()
+_runners: weakref.WeakSet[_Runner] = weakref.WeakSet()
 
 
 def _forget_all() -> None:  # pragma: no cover - runs in a forked child
@@ -41,21 +41,34 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
     os.register_at_fork(after_in_child=_forget_all)
 
 
-def _owned_pool(client: Any, owned: bool) -> Any:
-    return client.connection_pool if owned else None
-
-
-class SyncRunner:
-    """Runs ``EVALSHA`` commands for one sync limiter."""
+class _Runner:
+    """What both runners share: the client, its pool when owned, and the list of idle connections."""
 
     __slots__ = ("__weakref__", "_client", "_closed", "_idle", "_pool")
 
     def __init__(self, client: Any, owned: bool) -> None:
         self._client = client
-        self._pool = _owned_pool(client, owned)
+        self._pool: Any = client.connection_pool if owned else None
         self._idle: list[Any] = []
         self._closed = False
         _runners.add(self)
+
+    def _take(self) -> tuple[Any, bool]:
+        """An idle connection and ``True``, or a new one (not yet connected) and ``False``."""
+        try:
+            return self._idle.pop(), True
+        except IndexError:
+            return self._new(), False
+
+    def _new(self) -> Any:
+        pool = self._pool
+        return pool.connection_class(**pool.connection_kwargs)
+
+
+class SyncRunner(_Runner):
+    """Runs ``EVALSHA`` commands for one sync limiter."""
+
+    __slots__ = ()
 
     def run(self, script: Script, command: tuple[Any, ...]) -> Any:
         """The reply to ``command`` (an ``EVALSHA`` of ``script``), loading it on ``NOSCRIPT``.
@@ -64,16 +77,9 @@ class SyncRunner:
             redis.RedisError: a connection, timeout or server error (the limiter's fault policy
                 decides what the caller sees).
         """
-        pool = self._pool
-        if pool is None:
+        if self._pool is None:
             return self._via_client(script, command)
-        idle = self._idle
-        try:
-            conn = idle.pop()
-            reused = True
-        except IndexError:
-            conn = pool.connection_class(**pool.connection_kwargs)
-            reused = False
+        conn, reused = self._take()
         try:
             raw = _round_trip(conn, script, command)
         except redis.ConnectionError:
@@ -82,7 +88,7 @@ class SyncRunner:
                 raise
             # a closed connection was waiting in the list: so may the others be
             self._drop_idle()
-            conn = pool.connection_class(**pool.connection_kwargs)
+            conn = self._new()
             try:
                 raw = _round_trip(conn, script, command)
             except BaseException:
@@ -130,22 +136,18 @@ def _round_trip(conn: Any, script: Script, command: tuple[Any, ...]) -> Any:
         return conn.read_response()
 
 
-class AsyncRunner:
+class AsyncRunner(_Runner):
     """Runs ``EVALSHA`` commands for one asyncio limiter.
 
     redis.asyncio connections belong to the event loop they connected on; when the limiter is
     awaited on another loop, the idle connections of the previous one are dropped.
     """
 
-    __slots__ = ("__weakref__", "_client", "_closed", "_idle", "_loop", "_pool")
+    __slots__ = ("_loop",)
 
     def __init__(self, client: Any, owned: bool) -> None:
-        self._client = client
-        self._pool = _owned_pool(client, owned)
-        self._idle: list[Any] = []
+        super().__init__(client, owned)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
-        _runners.add(self)
 
     async def run(self, script: Script, command: tuple[Any, ...]) -> Any:
         """The reply to ``command`` (an ``EVALSHA`` of ``script``), loading it on ``NOSCRIPT``.
@@ -153,20 +155,13 @@ class AsyncRunner:
         Raises:
             redis.RedisError: a connection, timeout or server error.
         """
-        pool = self._pool
-        if pool is None:
+        if self._pool is None:
             return await self._via_client(script, command)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop = loop
             self._idle = []  # the previous loop's connections cannot be used (nor closed) here
-        idle = self._idle
-        try:
-            conn = idle.pop()
-            reused = True
-        except IndexError:
-            conn = pool.connection_class(**pool.connection_kwargs)
-            reused = False
+        conn, reused = self._take()
         # on any error redis.asyncio disconnects the connection itself (even when cancelled)
         try:
             raw = await _around_trip(conn, script, command)
@@ -175,7 +170,7 @@ class AsyncRunner:
                 raise
             # a closed connection was waiting in the list: so may the others be
             await self._drop_idle()
-            conn = pool.connection_class(**pool.connection_kwargs)
+            conn = self._new()
             raw = await _around_trip(conn, script, command)
         if self._closed or loop is not self._loop:
             await conn.disconnect()
